@@ -1,0 +1,308 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../proto/ra_limits.h"
+
+extern char **environ;
+
+void ra_config_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: runra-agent [serve] [options]\n"
+		"       runra-agent health|ping|info [--url URL] [--token TOKEN] [--json]\n"
+		"       runra-agent version\n"
+		"\n"
+		"serve options (flags override the environment variables named in brackets):\n"
+		"  --listen ADDR         host:port, :port, unix:/path or vsock:PORT [RUNRA_AGENT_LISTEN]\n"
+		"                        default 0.0.0.0:%d (all interfaces)\n"
+		"  --token-file PATH     file holding the bearer token; or the token itself in [RUNRA_AGENT_TOKEN]\n"
+		"  --insecure-no-auth    accept clients without a token; forces a loopback bind\n"
+		"  --workdir DIR         default working directory, created if missing [RUNRA_AGENT_WORKDIR]\n"
+		"                        default %s\n"
+		"  --log-level LEVEL     debug, info, warn or error [RUNRA_AGENT_LOG_LEVEL], default info\n"
+		"  --max-message-bytes N largest accepted message [RUNRA_AGENT_MAX_MESSAGE_BYTES], default %u\n"
+		"  --max-connections N   concurrent WebSocket clients [RUNRA_AGENT_MAX_CONNECTIONS], default %u\n"
+		"  -h, --help            this text\n"
+		"\n"
+		"RUNRA_SANDBOX_* variables (e.g. RUNRA_SANDBOX_ID) are reported to clients as sandbox metadata.\n"
+		"Exit codes: 0 after a graceful shutdown, 1 on a runtime failure, 2 on bad configuration.\n",
+		RA_DEFAULT_PORT, RA_DEFAULT_WORKDIR, RA_MAX_MESSAGE_BYTES_DEFAULT, RA_MAX_CONNECTIONS_DEFAULT);
+}
+
+int ra_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int bad(FILE *err, const char *what, const char *value)
+{
+	fprintf(err, "runra-agent: invalid configuration: %s%s%s%s\n", what, value ? " '" : "", value ? value : "",
+		value ? "'" : "");
+	return -1;
+}
+
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= cap)
+		return -1;
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+static int parse_listen(ra_config *c, const char *addr, FILE *err)
+{
+	unsigned long port;
+	if (strncmp(addr, "unix:", 5) == 0) {
+		c->listen_kind = RA_LISTEN_UNIX;
+		if (addr[5] != '/' || copy_str(c->listen_path, sizeof(c->listen_path), addr + 5))
+			return bad(err, "--listen unix: needs an absolute path shorter than 108 bytes:", addr);
+		return 0;
+	}
+	if (strncmp(addr, "vsock:", 6) == 0) {
+		c->listen_kind = RA_LISTEN_VSOCK;
+		if (ra_parse_uint(addr + 6, 1, UINT32_MAX - 1, &port))
+			return bad(err, "--listen vsock: needs a port number:", addr);
+		c->listen_port = (unsigned)port;
+		return 0;
+	}
+	const char *colon = strrchr(addr, ':');
+	if (!colon || ra_parse_uint(colon + 1, 1, 65535, &port))
+		return bad(err, "--listen needs host:port, unix:/path or vsock:PORT, got", addr);
+	size_t hlen = (size_t)(colon - addr);
+	if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') { /* [::1]:port */
+		addr++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(c->listen_host))
+		return bad(err, "--listen host is too long:", addr);
+	c->listen_kind = RA_LISTEN_TCP;
+	memcpy(c->listen_host, addr, hlen);
+	c->listen_host[hlen] = '\0';
+	if (strcmp(c->listen_host, "*") == 0 || strcmp(c->listen_host, "0.0.0.0") == 0)
+		c->listen_host[0] = '\0';
+	c->listen_port = (unsigned)port;
+	return 0;
+}
+
+static int read_token_file(ra_config *c, const char *path, FILE *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return bad(err, "--token-file cannot be opened:", path);
+	char buf[RA_MAX_TOKEN + 2];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0)
+		return bad(err, "--token-file cannot be read:", path);
+	while (n > 0 && isspace((unsigned char)buf[n - 1]))
+		n--;
+	if ((size_t)n > RA_MAX_TOKEN)
+		return bad(err, "the token is longer than 1024 bytes in", path);
+	memcpy(c->token, buf, (size_t)n);
+	c->token[n] = '\0';
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+/* unsetenv() alone leaves the original bytes on the stack, where /proc/<pid>/environ still shows them. */
+static void scrub_env(const char *name)
+{
+	size_t nlen = strlen(name);
+	for (char **e = environ; e && *e; e++) {
+		if (strncmp(*e, name, nlen) == 0 && (*e)[nlen] == '=')
+			explicit_bzero(*e + nlen + 1, strlen(*e + nlen + 1));
+	}
+	unsetenv(name);
+}
+
+/* RUNRA_SANDBOX_TEMPLATE_ID → templateId */
+static void sandbox_key(char *dst, size_t cap, const char *name)
+{
+	size_t n = 0;
+	bool upper = false;
+	for (; *name && *name != '=' && n + 1 < cap; name++) {
+		if (*name == '_') {
+			upper = n > 0;
+			continue;
+		}
+		char ch = (char)tolower((unsigned char)*name);
+		dst[n++] = upper ? (char)toupper((unsigned char)ch) : ch;
+		upper = false;
+	}
+	dst[n] = '\0';
+}
+
+static void collect_sandbox_meta(ra_config *c)
+{
+	static const char prefix[] = "RUNRA_SANDBOX_";
+	for (char **e = environ; e && *e; e++) {
+		if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0 || c->sandbox_count == RA_MAX_SANDBOX_META)
+			continue;
+		const char *eq = strchr(*e, '=');
+		if (!eq || eq == *e + sizeof(prefix) - 1)
+			continue;
+		ra_sandbox_meta *m = &c->sandbox[c->sandbox_count];
+		sandbox_key(m->key, sizeof(m->key), *e + sizeof(prefix) - 1);
+		if (copy_str(m->value, sizeof(m->value), eq + 1) == 0)
+			c->sandbox_count++;
+	}
+}
+
+static void set_defaults(ra_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->listen_kind = RA_LISTEN_TCP;
+	c->listen_port = RA_DEFAULT_PORT;
+	copy_str(c->workdir, sizeof(c->workdir), RA_DEFAULT_WORKDIR);
+	c->log_level = RA_LOG_INFO;
+	c->max_message_bytes = RA_MAX_MESSAGE_BYTES_DEFAULT;
+	c->max_connections = RA_MAX_CONNECTIONS_DEFAULT;
+}
+
+/* One setting, from a flag or its environment variable. */
+static int apply(ra_config *c, int opt, const char *v, FILE *err)
+{
+	unsigned long n;
+	switch (opt) {
+	case 'l':
+		return parse_listen(c, v, err);
+	case 't':
+		return read_token_file(c, v, err);
+	case 'w':
+		if (v[0] != '/' || copy_str(c->workdir, sizeof(c->workdir), v))
+			return bad(err, "--workdir must be an absolute path:", v);
+		return 0;
+	case 'L':
+		if (ra_log_parse_level(v, &c->log_level))
+			return bad(err, "--log-level must be debug, info, warn or error, got", v);
+		return 0;
+	case 'm':
+		if (ra_parse_uint(v, RA_MAX_MESSAGE_BYTES_MIN, RA_MAX_MESSAGE_BYTES_MAX, &n))
+			return bad(err, "--max-message-bytes must be between 1024 and 268435456, got", v);
+		c->max_message_bytes = (uint32_t)n;
+		return 0;
+	case 'c':
+		if (ra_parse_uint(v, 1, RA_MAX_FDS / 2, &n))
+			return bad(err, "--max-connections must be between 1 and 2048, got", v);
+		c->max_connections = (uint32_t)n;
+		return 0;
+	}
+	return bad(err, "unknown setting", NULL);
+}
+
+static int apply_env(ra_config *c, FILE *err)
+{
+	static const struct {
+		const char *name;
+		int opt;
+	} vars[] = {{"RUNRA_AGENT_LISTEN", 'l'},         {"RUNRA_AGENT_WORKDIR", 'w'},
+		    {"RUNRA_AGENT_LOG_LEVEL", 'L'},      {"RUNRA_AGENT_MAX_MESSAGE_BYTES", 'm'},
+		    {"RUNRA_AGENT_MAX_CONNECTIONS", 'c'}};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = getenv(vars[i].name);
+		if (v && *v && apply(c, vars[i].opt, v, err))
+			return -1;
+	}
+	const char *token = getenv("RUNRA_AGENT_TOKEN");
+	if (token && copy_str(c->token, sizeof(c->token), token))
+		return bad(err, "RUNRA_AGENT_TOKEN is longer than 1024 bytes", NULL);
+	return 0;
+}
+
+static bool host_is_loopback(const char *h)
+{
+	return strcmp(h, "127.0.0.1") == 0 || strcmp(h, "::1") == 0 || strcmp(h, "localhost") == 0;
+}
+
+static int check_auth(ra_config *c, FILE *err)
+{
+	if (!c->insecure_no_auth) {
+		if (!c->token[0])
+			return bad(err, "a token is required: set RUNRA_AGENT_TOKEN or --token-file "
+					"(or --insecure-no-auth for a loopback-only debug run)", NULL);
+		return 0;
+	}
+	if (c->listen_kind == RA_LISTEN_VSOCK)
+		return bad(err, "--insecure-no-auth cannot listen on vsock", NULL);
+	if (c->listen_kind == RA_LISTEN_TCP && !host_is_loopback(c->listen_host)) {
+		fprintf(err, "runra-agent: --insecure-no-auth: listening on 127.0.0.1 instead of '%s'\n",
+			c->listen_host[0] ? c->listen_host : "*");
+		copy_str(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+	}
+	c->token[0] = '\0';
+	return 0;
+}
+
+ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
+{
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, 'l'},      {"token-file", required_argument, NULL, 't'},
+		{"insecure-no-auth", no_argument, NULL, 'I'},  {"workdir", required_argument, NULL, 'w'},
+		{"log-level", required_argument, NULL, 'L'},   {"max-message-bytes", required_argument, NULL, 'm'},
+		{"max-connections", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	set_defaults(c);
+	int rc = apply_env(c, err);
+	scrub_env("RUNRA_AGENT_TOKEN");
+	if (rc)
+		return RA_CONFIG_BAD;
+	collect_sandbox_meta(c);
+
+	optind = 1;
+	opterr = 0;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (opt == 'h')
+			return RA_CONFIG_HELP;
+		if (opt == 'I') {
+			c->insecure_no_auth = true;
+			continue;
+		}
+		if (opt == '?' || opt == ':') {
+			fprintf(err, "runra-agent: invalid configuration: unknown or incomplete option '%s' (see --help)\n",
+				argv[optind - 1]);
+			return RA_CONFIG_BAD;
+		}
+		if (apply(c, opt, optarg, err))
+			return RA_CONFIG_BAD;
+	}
+	if (optind < argc) {
+		fprintf(err, "runra-agent: invalid configuration: unexpected argument '%s'\n", argv[optind]);
+		return RA_CONFIG_BAD;
+	}
+	return check_auth(c, err) ? RA_CONFIG_BAD : RA_CONFIG_OK;
+}
+
+void ra_config_describe_listen(const ra_config *c, char *dst, unsigned long cap)
+{
+	switch (c->listen_kind) {
+	case RA_LISTEN_UNIX:
+		snprintf(dst, cap, "unix:%s", c->listen_path);
+		break;
+	case RA_LISTEN_VSOCK:
+		snprintf(dst, cap, "vsock:%u", c->listen_port);
+		break;
+	case RA_LISTEN_TCP:
+		if (strchr(c->listen_host, ':'))
+			snprintf(dst, cap, "[%s]:%u", c->listen_host, c->listen_port);
+		else
+			snprintf(dst, cap, "%s:%u", c->listen_host[0] ? c->listen_host : "0.0.0.0", c->listen_port);
+		break;
+	}
+}

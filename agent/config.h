@@ -1,0 +1,51 @@
+/* config: the agent's settings, from flags over RUNRA_AGENT_* environment variables over defaults.
+ * Everything is validated here, before anything starts: bad configuration is a message and exit code 2. */
+#ifndef RA_CONFIG_H
+#define RA_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define RA_DEFAULT_PORT 49200
+#define RA_DEFAULT_WORKDIR "/workspace"
+#define RA_MAX_TOKEN 1024
+#define RA_MAX_SANDBOX_META 32
+
+typedef enum { RA_LISTEN_TCP, RA_LISTEN_UNIX, RA_LISTEN_VSOCK } ra_listen_kind;
+
+typedef struct {
+	char key[64];    /* RUNRA_SANDBOX_TEMPLATE_ID → "templateId" */
+	char value[256];
+} ra_sandbox_meta;
+
+typedef struct {
+	ra_listen_kind listen_kind;
+	char listen_host[256];  /* TCP: "" means every interface */
+	unsigned listen_port;   /* TCP or vsock port */
+	char listen_path[108];  /* unix socket path */
+	char token[RA_MAX_TOKEN + 1];
+	bool insecure_no_auth;
+	char workdir[PATH_MAX];
+	ra_log_level log_level;
+	uint32_t max_message_bytes;
+	uint32_t max_connections;
+	ra_sandbox_meta sandbox[RA_MAX_SANDBOX_META];
+	unsigned sandbox_count;
+} ra_config;
+
+typedef enum { RA_CONFIG_OK = 0, RA_CONFIG_HELP = 1, RA_CONFIG_BAD = 2 } ra_config_result;
+
+/* Parses argv (after the "serve" word, if any) and the environment. On RA_CONFIG_BAD a message was written
+ * to err. Removes the token from the process environment (and from /proc/self/environ) after reading it. */
+ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err);
+void ra_config_usage(FILE *out);
+/* "127.0.0.1:49200", "unix:/run/agent.sock", "vsock:5000". */
+void ra_config_describe_listen(const ra_config *c, char *dst, unsigned long cap);
+/* Parses an unsigned decimal in [min, max]; 0 or -1. */
+int ra_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+
+#endif

@@ -1,0 +1,218 @@
+#include "dispatch.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../proto/ra_limits.h"
+#include "log.h"
+#include "pid1.h"
+
+typedef ra_err (*op_handler)(ra_session *s, const ra_request *req, ra_enc *reply, const char **why);
+
+typedef struct {
+	const char *name;
+	op_handler handler; /* NULL: reserved for a later version, answered UNSUPPORTED */
+} op_entry;
+
+static ra_agent *agent;
+
+static ra_err op_ping(ra_session *s, const ra_request *req, ra_enc *reply, const char **why);
+static ra_err op_info(ra_session *s, const ra_request *req, ra_enc *reply, const char **why);
+
+static const op_entry op_table[] = {
+	{"ping", op_ping},
+	{"info", op_info},
+	/* processes */
+	{"exec", NULL}, {"proc.list", NULL}, {"proc.get", NULL}, {"proc.wait", NULL}, {"proc.kill", NULL},
+	{"proc.stdin", NULL}, {"proc.closeStdin", NULL}, {"proc.attach", NULL}, {"proc.detach", NULL},
+	{"proc.resize", NULL},
+	/* files */
+	{"file.read", NULL}, {"file.write", NULL}, {"file.upload.open", NULL}, {"file.upload.chunk", NULL},
+	{"file.upload.commit", NULL}, {"file.upload.abort", NULL}, {"file.list", NULL}, {"file.stat", NULL},
+	{"file.exists", NULL}, {"file.mkdir", NULL}, {"file.delete", NULL}, {"file.move", NULL},
+	{"file.chmod", NULL},
+	/* events */
+	{"watch.add", NULL}, {"watch.remove", NULL}, {"watch.list", NULL}, {"subscribe", NULL},
+	{"unsubscribe", NULL},
+	/* ports */
+	{"port.expose", NULL}, {"port.list", NULL}, {"port.close", NULL}, {"port.connect", NULL},
+	{"port.send", NULL}, {"port.disconnect", NULL},
+	/* lifecycle and metrics */
+	{"shutdown", NULL}, {"pause.prepare", NULL}, {"resume", NULL}, {"sandbox.reset", NULL},
+	{"lifecycle.configure", NULL}, {"metrics", NULL},
+};
+#define OP_COUNT (sizeof(op_table) / sizeof(op_table[0]))
+
+void ra_dispatch_init(ra_agent *a) { agent = a; }
+
+static const op_entry *op_find(const ra_request *req)
+{
+	for (size_t i = 0; i < OP_COUNT; i++)
+		if (ra_request_op_is(req, op_table[i].name))
+			return &op_table[i];
+	return NULL;
+}
+
+static uint32_t implemented_op_count(void)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < OP_COUNT; i++)
+		n += op_table[i].handler != NULL;
+	return n;
+}
+
+static void enc_implemented_ops(ra_enc *e)
+{
+	ra_enc_array(e, implemented_op_count());
+	for (size_t i = 0; i < OP_COUNT; i++)
+		if (op_table[i].handler)
+			ra_enc_str(e, op_table[i].name);
+}
+
+static void enc_sandbox(ra_enc *e)
+{
+	const ra_config *c = agent->config;
+	ra_enc_map(e, c->sandbox_count);
+	for (unsigned i = 0; i < c->sandbox_count; i++) {
+		ra_enc_str(e, c->sandbox[i].key);
+		ra_enc_str(e, c->sandbox[i].value);
+	}
+}
+
+static void enc_limits(ra_enc *e)
+{
+	ra_enc_map(e, 2);
+	ra_enc_str(e, "maxMessageBytes");
+	ra_enc_u64(e, agent->config->max_message_bytes);
+	ra_enc_str(e, "maxConnections");
+	ra_enc_u64(e, agent->config->max_connections);
+}
+
+void ra_dispatch_send_ready(ra_session *s)
+{
+	ra_enc e;
+	ra_session_enc_init(s, &e);
+	ra_enc_map(&e, 10);
+	ra_enc_str(&e, "type");
+	ra_enc_str(&e, "ready");
+	ra_enc_str(&e, "agent");
+	ra_enc_str(&e, RA_AGENT_NAME);
+	ra_enc_str(&e, "version");
+	ra_enc_str(&e, RA_VERSION);
+	ra_enc_str(&e, "protocol");
+	ra_enc_u64(&e, RA_PROTO_VERSION);
+	ra_enc_str(&e, "session");
+	ra_enc_u64(&e, s->serial);
+	ra_enc_str(&e, "capabilities");
+	enc_implemented_ops(&e);
+	ra_enc_str(&e, "startedAt");
+	ra_enc_i64(&e, agent->started_unix_ms);
+	ra_enc_str(&e, "bootTime");
+	ra_enc_i64(&e, agent->kernel_boot_unix_ms);
+	ra_enc_str(&e, "sandbox");
+	enc_sandbox(&e);
+	ra_enc_str(&e, "limits");
+	enc_limits(&e);
+	ra_session_send(s, &e);
+}
+
+static ra_err op_ping(ra_session *s, const ra_request *req, ra_enc *reply, const char **why)
+{
+	(void)s;
+	(void)why;
+	const msgpack_object *data = ra_map_get(req->map, "data");
+	ra_enc_reply_begin(reply, req->id, data ? 3 : 2);
+	ra_enc_str(reply, "pong");
+	ra_enc_bool(reply, true);
+	ra_enc_str(reply, "time");
+	ra_enc_i64(reply, ra_unix_ms());
+	if (data) {
+		ra_enc_str(reply, "data");
+		ra_enc_object(reply, data);
+	}
+	return RA_OK;
+}
+
+static ra_err op_info(ra_session *s, const ra_request *req, ra_enc *reply, const char **why)
+{
+	(void)why;
+	char listen[160];
+	ra_config_describe_listen(agent->config, listen, sizeof(listen));
+	ra_enc_reply_begin(reply, req->id, 16);
+	ra_enc_str(reply, "agent");
+	ra_enc_str(reply, RA_AGENT_NAME);
+	ra_enc_str(reply, "version");
+	ra_enc_str(reply, RA_VERSION);
+	ra_enc_str(reply, "protocol");
+	ra_enc_u64(reply, RA_PROTO_VERSION);
+	ra_enc_str(reply, "pid");
+	ra_enc_i64(reply, getpid());
+	ra_enc_str(reply, "pid1");
+	ra_enc_bool(reply, ra_pid1_is_init());
+	ra_enc_str(reply, "startedAt");
+	ra_enc_i64(reply, agent->started_unix_ms);
+	ra_enc_str(reply, "bootTime");
+	ra_enc_i64(reply, agent->kernel_boot_unix_ms);
+	ra_enc_str(reply, "uptimeMs");
+	ra_enc_u64(reply, ra_agent_uptime_ms(agent));
+	ra_enc_str(reply, "workdir");
+	ra_enc_str(reply, agent->config->workdir);
+	ra_enc_str(reply, "listen");
+	ra_enc_str(reply, listen);
+	ra_enc_str(reply, "eventBackend");
+	ra_enc_str(reply, ra_agent_backend_name(agent->loop));
+	ra_enc_str(reply, "session");
+	ra_enc_u64(reply, s->serial);
+	ra_enc_str(reply, "connections");
+	ra_enc_u64(reply, ra_session_count());
+	ra_enc_str(reply, "orphansReaped");
+	ra_enc_u64(reply, ra_pid1_orphans_reaped());
+	ra_enc_str(reply, "sandbox");
+	enc_sandbox(reply);
+	ra_enc_str(reply, "limits");
+	enc_limits(reply);
+	return RA_OK;
+}
+
+static void run_op(ra_session *s, const ra_request *req)
+{
+	const op_entry *op = op_find(req);
+	if (!op) {
+		ra_session_send_error(s, true, req->id, RA_ERR_UNKNOWN_OP, "unknown op");
+		return;
+	}
+	if (!op->handler) {
+		ra_session_send_error(s, true, req->id, RA_ERR_UNSUPPORTED, "op is reserved but not implemented by this agent");
+		return;
+	}
+	if (agent->shutting_down) {
+		ra_session_send_error(s, true, req->id, RA_ERR_UNAVAILABLE, "the agent is shutting down");
+		return;
+	}
+	ra_enc reply;
+	const char *why = "";
+	ra_session_enc_init(s, &reply);
+	ra_err code = op->handler(s, req, &reply, &why);
+	if (code != RA_OK) {
+		ra_enc_free(&reply);
+		ra_session_send_error(s, true, req->id, code, why);
+		return;
+	}
+	if (ra_session_send(s, &reply) == -EMSGSIZE)
+		ra_session_send_error(s, true, req->id, RA_ERR_RESOURCE_EXHAUSTED, "the reply is too large to send");
+}
+
+void ra_dispatch_message(ra_session *s, const uint8_t *msg, size_t len)
+{
+	ra_request req;
+	const char *why;
+	ra_err code = ra_request_decode(&req, msg, len, &why);
+	if (code != RA_OK) {
+		ra_log(RA_LOG_DEBUG, "dispatch.invalid", "session %llu: %s", (unsigned long long)s->serial, why);
+		ra_session_send_error(s, req.has_id, req.id, code, why);
+	} else {
+		run_op(s, &req);
+	}
+	ra_request_free(&req);
+}

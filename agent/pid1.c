@@ -1,0 +1,119 @@
+#include "pid1.h"
+
+#include <errno.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static ev_signal shutdown_watchers[3];
+static ev_child orphan_watcher;
+static ra_shutdown_fn shutdown_fn;
+static unsigned long orphans_reaped;
+
+bool ra_pid1_is_init(void) { return getpid() == 1; }
+
+unsigned long ra_pid1_orphans_reaped(void) { return orphans_reaped; }
+
+static bool path_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+static void make_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) && errno != EEXIST)
+		ra_log(RA_LOG_WARN, "pid1.mkdir", "cannot create %s: %s", path, strerror(errno));
+}
+
+static void mount_missing(const char *probe, const char *target, const char *fstype, unsigned long flags,
+			  const char *data)
+{
+	if (path_exists(probe))
+		return;
+	make_dir(target, 0755);
+	if (mount(fstype, target, fstype, flags, data))
+		ra_log(RA_LOG_WARN, "pid1.mount", "%s on %s not mounted: %s", fstype, target, strerror(errno));
+	else
+		ra_log(RA_LOG_INFO, "pid1.mount", "mounted %s on %s", fstype, target);
+}
+
+static void mount_essentials(void)
+{
+	mount_missing("/proc/self", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	if (!path_exists("/dev/pts/ptmx")) {
+		make_dir("/dev", 0755);
+		mount_missing("/dev/pts/ptmx", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+			      "newinstance,ptmxmode=0666,mode=0620");
+		if (!path_exists("/dev/ptmx") && symlink("pts/ptmx", "/dev/ptmx"))
+			ra_log(RA_LOG_WARN, "pid1.ptmx", "cannot link /dev/ptmx: %s", strerror(errno));
+	}
+	if (!path_exists("/tmp")) {
+		mount_missing("/tmp", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+		chmod("/tmp", 01777);
+	}
+}
+
+void ra_pid1_prepare(void)
+{
+	/* A PID 1 receives no signal whose action is the default; these must never stop or kill the agent. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	signal(SIGTSTP, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	if (ra_pid1_is_init()) {
+		mount_essentials();
+		return;
+	}
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+		ra_log(RA_LOG_WARN, "pid1.subreaper", "PR_SET_CHILD_SUBREAPER failed: %s", strerror(errno));
+}
+
+static void on_shutdown_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	ra_log(RA_LOG_INFO, "pid1.signal", "signal %d: shutting down", w->signum);
+	if (shutdown_fn)
+		shutdown_fn(w->signum);
+}
+
+/* libev reaps every child; this sees each status. Tracked processes are claimed by their own watchers
+ * (procmgr); whatever reaches only this one was an orphan. */
+static void on_child(struct ev_loop *loop, ev_child *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	orphans_reaped++;
+	ra_log(RA_LOG_DEBUG, "pid1.reaped", "pid %d status 0x%x", w->rpid, (unsigned)w->rstatus);
+}
+
+void ra_pid1_start(struct ev_loop *loop, ra_shutdown_fn on_shutdown)
+{
+	static const int signals[3] = {SIGTERM, SIGINT, SIGPWR};
+	shutdown_fn = on_shutdown;
+	for (int i = 0; i < 3; i++) {
+		ev_signal_init(&shutdown_watchers[i], on_shutdown_signal, signals[i]);
+		ev_signal_start(loop, &shutdown_watchers[i]);
+		ev_unref(loop); /* signal watchers alone must not keep the loop alive */
+	}
+	ev_child_init(&orphan_watcher, on_child, 0, 0);
+	ev_child_start(loop, &orphan_watcher);
+	ev_unref(loop);
+}
+
+void ra_pid1_stop(struct ev_loop *loop)
+{
+	for (int i = 0; i < 3; i++) {
+		ev_ref(loop);
+		ev_signal_stop(loop, &shutdown_watchers[i]);
+	}
+	ev_ref(loop);
+	ev_child_stop(loop, &orphan_watcher);
+}

@@ -1,0 +1,38 @@
+/* Every cap and timeout of runra-agent, in one place (curl's habit: a buffer is created with its maximum,
+ * and the maximums are named here). Values that the configuration can override are defaults. */
+#ifndef RA_LIMITS_H
+#define RA_LIMITS_H
+
+/* WebSocket messages. A message over the soft limit is discarded and answered with MESSAGE_TOO_LARGE; once
+ * its running length passes the hard ceiling the connection is closed with 1009. */
+#define RA_MAX_MESSAGE_BYTES_DEFAULT (16u << 20)
+#define RA_MESSAGE_HARD_CEILING_FACTOR 4u
+#define RA_MAX_MESSAGE_BYTES_MIN 1024u
+#define RA_MAX_MESSAGE_BYTES_MAX (256u << 20)
+
+/* Untrusted msgpack: msgpack-c allocates every declared container before reading it, so the pre-scan bounds
+ * how deep and how many elements a message may declare (24 bytes of decoder memory per element). */
+#define RA_PROTO_MAX_DEPTH 16
+#define RA_PROTO_MAX_ELEMENTS 65536u
+#define RA_PROTO_MAX_OP_LEN 64u
+#define RA_PROTO_MAX_ERROR_MESSAGE 512u
+
+/* Outbound queue of one connection: past this, the connection is too slow to keep and is dropped. */
+#define RA_SESSION_OUT_QUEUE_CAP (64u << 20)
+/* One WebSocket frame carries at most this much; bigger messages go out as fragments, one per writable. */
+#define RA_WS_FRAGMENT_BYTES (64u << 10)
+
+/* Connections. lws sizes its fd tables from this, not from RLIMIT_NOFILE. */
+#define RA_MAX_FDS 4096u
+#define RA_MAX_CONNECTIONS_DEFAULT 1024u
+
+/* Keepalive: a PING after this much silence, a hang-up when no traffic proves the peer alive. */
+#define RA_WS_PING_AFTER_S 20
+#define RA_WS_HANGUP_AFTER_S 45
+/* An HTTP request (upgrade or /healthz) must complete its headers within this. */
+#define RA_HTTP_HEADER_TIMEOUT_S 10
+
+/* The debug client gives up after this. */
+#define RA_CLIENT_TIMEOUT_MS 10000
+
+#endif
