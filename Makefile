@@ -6,12 +6,12 @@ DEPS_DIR   := $(BUILD)/deps
 DEPS_ENV   := $(DEPS_DIR)/prefix/deps.env
 JOBS       ?= 2
 
-.PHONY: all deps release dev fuzz run test bench clean lint
+.PHONY: all deps release dev fuzz fuzz-build run test bench clean lint
 
 all: release
 
 deps:
-	scripts/install-deps.sh release dev test
+	scripts/install-deps.sh release
 	scripts/deps.sh $(DEPS_DIR)
 
 release: deps
@@ -25,16 +25,18 @@ dev:
 	cmake -S . -B $(BUILD)/dev -DRUNRA_FLAVOR=dev >/dev/null
 	cmake --build $(BUILD)/dev -j$(JOBS)
 
-fuzz:
+fuzz-build:
 	scripts/install-deps.sh dev test
 	cmake -S . -B $(BUILD)/fuzz -DRUNRA_FLAVOR=fuzz -DCMAKE_C_COMPILER=clang >/dev/null
 	cmake --build $(BUILD)/fuzz -j$(JOBS)
-	scripts/fuzz.sh $(BUILD)/fuzz $${FUZZ_SECONDS:-20}
+
+fuzz: fuzz-build
+	scripts/fuzz.sh $(BUILD)/fuzz $${FUZZ_SECONDS:-60}
 
 run: release
 	scripts/run-local.sh $(BUILD)/release/runra-agent $(BUILD)/run
 
-test: release dev
+test: release dev fuzz-build
 	scripts/install-deps.sh test
 	scripts/test.sh $(BUILD)
 

@@ -124,11 +124,13 @@ static int read_token_file(ra_config *c, const char *path, FILE *err)
 static void scrub_env(const char *name)
 {
 	size_t nlen = strlen(name);
-	for (char **e = environ; e && *e; e++) {
+	char *original = NULL;
+	for (char **e = environ; e && *e && !original; e++)
 		if (strncmp(*e, name, nlen) == 0 && (*e)[nlen] == '=')
-			explicit_bzero(*e + nlen + 1, strlen(*e + nlen + 1));
-	}
+			original = *e;
 	unsetenv(name);
+	if (original)
+		explicit_bzero(original, strlen(original));
 }
 
 /* RUNRA_SANDBOX_TEMPLATE_ID → templateId */
@@ -241,8 +243,8 @@ static int check_auth(ra_config *c, FILE *err)
 	if (c->listen_kind == RA_LISTEN_VSOCK)
 		return bad(err, "--insecure-no-auth cannot listen on vsock", NULL);
 	if (c->listen_kind == RA_LISTEN_TCP && !host_is_loopback(c->listen_host)) {
-		fprintf(err, "runra-agent: --insecure-no-auth: listening on 127.0.0.1 instead of '%s'\n",
-			c->listen_host[0] ? c->listen_host : "*");
+		ra_log(RA_LOG_WARN, "config.loopback", "--insecure-no-auth: listening on 127.0.0.1 instead of '%s'",
+		       c->listen_host[0] ? c->listen_host : "*");
 		copy_str(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	}
 	c->token[0] = '\0';

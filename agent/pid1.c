@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -43,11 +44,38 @@ static void mount_missing(const char *probe, const char *target, const char *fst
 		ra_log(RA_LOG_INFO, "pid1.mount", "mounted %s on %s", fstype, target);
 }
 
+/* Without a devtmpfs (a bare root filesystem, or a VM started without one) create the few nodes that
+ * programs, and libwebsockets itself (/dev/urandom), cannot do without. */
+static void make_dev_nodes(void)
+{
+	static const struct {
+		const char *path;
+		unsigned major, minor;
+	} nodes[] = {{"/dev/null", 1, 3},   {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
+		     {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0}};
+	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+		if (path_exists(nodes[i].path))
+			continue;
+		if (mknod(nodes[i].path, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)))
+			ra_log(RA_LOG_WARN, "pid1.mknod", "cannot create %s: %s", nodes[i].path, strerror(errno));
+	}
+}
+
+static void ensure_dev(void)
+{
+	if (path_exists("/dev/urandom") && path_exists("/dev/null"))
+		return;
+	make_dir("/dev", 0755);
+	if (mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755") == 0)
+		ra_log(RA_LOG_INFO, "pid1.mount", "mounted devtmpfs on /dev");
+	make_dev_nodes(); /* devtmpfs may be refused (containers), or may lack a node */
+}
+
 static void mount_essentials(void)
 {
 	mount_missing("/proc/self", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	ensure_dev();
 	if (!path_exists("/dev/pts/ptmx")) {
-		make_dir("/dev", 0755);
 		mount_missing("/dev/pts/ptmx", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 			      "newinstance,ptmxmode=0666,mode=0620");
 		if (!path_exists("/dev/ptmx") && symlink("pts/ptmx", "/dev/ptmx"))
@@ -61,12 +89,12 @@ static void mount_essentials(void)
 
 void ra_pid1_prepare(void)
 {
-	/* A PID 1 receives no signal whose action is the default; these must never stop or kill the agent. */
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGTTIN, SIG_IGN);
-	signal(SIGTTOU, SIG_IGN);
-	signal(SIGTSTP, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
+	/* Signals whose default action would stop or kill the agent (a PID 1 is spared them only when they come
+	 * from inside its namespace). Children get default dispositions back when procmgr spawns them. */
+	static const int ignored[] = {SIGPIPE, SIGTTIN, SIGTTOU, SIGTSTP, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM,
+				      SIGVTALRM, SIGXFSZ, SIGIO, SIGSTKFLT};
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		signal(ignored[i], SIG_IGN);
 	if (ra_pid1_is_init()) {
 		mount_essentials();
 		return;

@@ -1,0 +1,162 @@
+"""The agent as PID 1: in its own PID namespace, and in a minimal root filesystem (only the static binary and
+busybox). It must come up, serve, reap orphans, survive stray signals and exit 0 on SIGTERM within a second."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import AGENT_BIN, STATIC, TOKEN, free_port, wait_healthy
+from wsclient import WS
+
+BUSYBOX = "/bin/busybox"
+
+
+def child_pid(parent, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except FileNotFoundError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError("unshare did not start the agent")
+
+
+class NamespacedAgent:
+    """unshare --pid --fork [...] AGENT; `pid` is the agent's pid as seen from here."""
+
+    def __init__(self, unshare_args, agent_argv, tmp_path):
+        self.port = free_port()
+        self.log = open(tmp_path / "agent.log", "wb")
+        env = {"PATH": "/usr/bin:/bin", "RUNRA_AGENT_TOKEN": TOKEN,
+               "ASAN_OPTIONS": "detect_leaks=1:exitcode=23", "UBSAN_OPTIONS": "halt_on_error=1"}
+        argv = ["unshare", "--pid", "--fork", *unshare_args, *agent_argv, "--listen", f"127.0.0.1:{self.port}"]
+        self.unshare = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.pid = child_pid(self.unshare.pid)
+        wait_healthy(self.port, self.unshare)
+
+    def ws(self):
+        return WS.connect(self.port, token=TOKEN)
+
+    def zombies(self):
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            if int(status["PPid"]) == self.pid and status["State"].strip().startswith("Z"):
+                found.append(int(entry))
+        return found
+
+    def stop(self):
+        start = time.monotonic()
+        os.kill(self.pid, signal.SIGTERM)
+        code = self.unshare.wait(timeout=5)
+        return code, time.monotonic() - start
+
+    def close(self):
+        if self.unshare.poll() is None:
+            self.unshare.kill()
+            self.unshare.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def ns_agent(tmp_path):
+    a = NamespacedAgent(["--mount-proc"], [AGENT_BIN, "--workdir", str(tmp_path / "ws")], tmp_path)
+    yield a
+    a.close()
+
+
+def orphan_maker(agent_pid, count, root=False):
+    """Starts `count` short sleeps in the agent's namespaces whose parent exits at once: they become orphans
+    that the agent, as the namespace's init, must reap."""
+    sleeps = " ".join(["sleep 0.2 &"] * count)
+    nsenter = ["nsenter", "--target", str(agent_pid), "--pid", "--mount"] + (["--root"] if root else [])
+    shell = [BUSYBOX, "sh"] if root else ["/bin/sh"]
+    subprocess.run([*nsenter, *shell, "-c", f"{sleeps} exit 0"], check=True, timeout=10)
+
+
+def wait_reaped(ws, agent, expected, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = ws.call("info")
+        if info["orphansReaped"] >= expected and not agent.zombies():
+            return info
+        time.sleep(0.05)
+    pytest.fail(f"orphans not reaped: {ws.call('info')['orphansReaped']} < {expected}, zombies {agent.zombies()}")
+
+
+def test_serves_as_pid1_and_exits_0_on_sigterm(ns_agent):
+    info = ns_agent.ws().call("info")
+    assert info["pid"] == 1 and info["pid1"] is True
+    code, took = ns_agent.stop()
+    assert code == 0
+    assert took < 1.0, took
+
+
+def test_reaps_orphans(ns_agent):
+    ws = ns_agent.ws()
+    orphan_maker(ns_agent.pid, 20)
+    wait_reaped(ws, ns_agent, 20)
+
+
+def test_stray_signals_do_not_kill_pid1(ns_agent):
+    ws = ns_agent.ws()
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE, signal.SIGALRM, signal.SIGTSTP,
+                signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD, signal.SIGWINCH):
+        os.kill(ns_agent.pid, sig)
+    time.sleep(0.2)
+    assert ws.call("ping")["pong"]
+    assert ns_agent.unshare.poll() is None
+
+
+def test_sigterm_from_inside_the_namespace(ns_agent):
+    subprocess.run(["nsenter", "--target", str(ns_agent.pid), "--pid", "--mount", "kill", "-TERM", "1"],
+                   check=True, timeout=5)
+    assert ns_agent.unshare.wait(timeout=5) == 0
+
+
+@pytest.fixture
+def rootfs(tmp_path):
+    if not STATIC:
+        pytest.skip("the minimal root filesystem holds only a static binary")
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(AGENT_BIN, root / "runra-agent")
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    for tool in ("sh", "sleep", "kill"):
+        os.symlink("busybox", root / "bin" / tool)
+    return root
+
+
+def test_minimal_rootfs_as_pid1(rootfs, tmp_path):
+    assert sorted(os.listdir(rootfs)) == ["bin", "runra-agent"]
+    a = NamespacedAgent(["--mount", f"--root={rootfs}"], ["/runra-agent"], tmp_path)
+    try:
+        ws = a.ws()
+        info = ws.call("info")
+        assert info["pid"] == 1 and info["workdir"] == "/workspace"
+        assert os.path.isdir(rootfs / "workspace")
+        with open(f"/proc/{a.pid}/mountinfo") as f:
+            mounts = {line.split(" - ")[0].split()[4]: line.split(" - ")[1].split()[0] for line in f}
+        assert mounts.get("/proc") == "proc"
+        assert mounts.get("/tmp") == "tmpfs"
+        assert mounts.get("/dev/pts") == "devpts"
+        assert os.path.exists(f"/proc/{a.pid}/root/dev/urandom")
+        orphan_maker(a.pid, 10, root=True)
+        wait_reaped(ws, a, 10)
+        code, took = a.stop()
+        assert code == 0 and took < 1.0, (code, took)
+    finally:
+        a.close()
