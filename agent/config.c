@@ -29,11 +29,14 @@ void ra_config_usage(FILE *out)
 		"  --log-level LEVEL     debug, info, warn or error [RUNRA_AGENT_LOG_LEVEL], default info\n"
 		"  --max-message-bytes N largest accepted message [RUNRA_AGENT_MAX_MESSAGE_BYTES], default %u\n"
 		"  --max-connections N   concurrent WebSocket clients [RUNRA_AGENT_MAX_CONNECTIONS], default %u\n"
+		"  --keepalive-seconds N ping a silent client after N s, drop it after 2N+5 s\n"
+		"                        [RUNRA_AGENT_KEEPALIVE_SECONDS], default %u\n"
 		"  -h, --help            this text\n"
 		"\n"
 		"RUNRA_SANDBOX_* variables (e.g. RUNRA_SANDBOX_ID) are reported to clients as sandbox metadata.\n"
 		"Exit codes: 0 after a graceful shutdown, 1 on a runtime failure, 2 on bad configuration.\n",
-		RA_DEFAULT_PORT, RA_DEFAULT_WORKDIR, RA_MAX_MESSAGE_BYTES_DEFAULT, RA_MAX_CONNECTIONS_DEFAULT);
+		RA_DEFAULT_PORT, RA_DEFAULT_WORKDIR, RA_MAX_MESSAGE_BYTES_DEFAULT, RA_MAX_CONNECTIONS_DEFAULT,
+		RA_WS_KEEPALIVE_S_DEFAULT);
 }
 
 int ra_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -175,6 +178,7 @@ static void set_defaults(ra_config *c)
 	c->log_level = RA_LOG_INFO;
 	c->max_message_bytes = RA_MAX_MESSAGE_BYTES_DEFAULT;
 	c->max_connections = RA_MAX_CONNECTIONS_DEFAULT;
+	c->keepalive_s = RA_WS_KEEPALIVE_S_DEFAULT;
 }
 
 /* One setting, from a flag or its environment variable. */
@@ -204,6 +208,11 @@ static int apply(ra_config *c, int opt, const char *v, FILE *err)
 			return bad(err, "--max-connections must be between 1 and 2048, got", v);
 		c->max_connections = (uint32_t)n;
 		return 0;
+	case 'k':
+		if (ra_parse_uint(v, 1, RA_WS_KEEPALIVE_S_MAX, &n))
+			return bad(err, "--keepalive-seconds must be between 1 and 3600, got", v);
+		c->keepalive_s = (uint32_t)n;
+		return 0;
 	}
 	return bad(err, "unknown setting", NULL);
 }
@@ -215,7 +224,7 @@ static int apply_env(ra_config *c, FILE *err)
 		int opt;
 	} vars[] = {{"RUNRA_AGENT_LISTEN", 'l'},         {"RUNRA_AGENT_WORKDIR", 'w'},
 		    {"RUNRA_AGENT_LOG_LEVEL", 'L'},      {"RUNRA_AGENT_MAX_MESSAGE_BYTES", 'm'},
-		    {"RUNRA_AGENT_MAX_CONNECTIONS", 'c'}};
+		    {"RUNRA_AGENT_MAX_CONNECTIONS", 'c'},  {"RUNRA_AGENT_KEEPALIVE_SECONDS", 'k'}};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *v = getenv(vars[i].name);
 		if (v && *v && apply(c, vars[i].opt, v, err))
@@ -257,7 +266,8 @@ ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
 		{"listen", required_argument, NULL, 'l'},      {"token-file", required_argument, NULL, 't'},
 		{"insecure-no-auth", no_argument, NULL, 'I'},  {"workdir", required_argument, NULL, 'w'},
 		{"log-level", required_argument, NULL, 'L'},   {"max-message-bytes", required_argument, NULL, 'm'},
-		{"max-connections", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+		{"max-connections", required_argument, NULL, 'c'}, {"keepalive-seconds", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	set_defaults(c);
 	int rc = apply_env(c, err);

@@ -33,6 +33,7 @@ typedef struct {
 	ra_log_level log_level;
 	uint32_t max_message_bytes;
 	uint32_t max_connections;
+	uint32_t keepalive_s; /* WebSocket PING after this much silence; hang-up at 2x + 5 s */
 	ra_sandbox_meta sandbox[RA_MAX_SANDBOX_META];
 	unsigned sandbox_count;
 } ra_config;

@@ -82,11 +82,13 @@ static void enc_sandbox(ra_enc *e)
 
 static void enc_limits(ra_enc *e)
 {
-	ra_enc_map(e, 2);
+	ra_enc_map(e, 3);
 	ra_enc_str(e, "maxMessageBytes");
 	ra_enc_u64(e, agent->config->max_message_bytes);
 	ra_enc_str(e, "maxConnections");
 	ra_enc_u64(e, agent->config->max_connections);
+	ra_enc_str(e, "keepaliveSeconds");
+	ra_enc_u64(e, agent->config->keepalive_s);
 }
 
 void ra_dispatch_send_ready(ra_session *s)

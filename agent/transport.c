@@ -35,10 +35,7 @@ static ev_io vsock_watcher;
 static ev_timer shutdown_timer;
 static void (*shutdown_done)(void);
 
-static const lws_retry_bo_t keepalive = {
-	.secs_since_valid_ping = RA_WS_PING_AFTER_S,
-	.secs_since_valid_hangup = RA_WS_HANGUP_AFTER_S,
-};
+static lws_retry_bo_t keepalive; /* lws keeps a pointer to it: it must outlive the context */
 
 static conn *conn_of(ra_session *s) { return (conn *)s; }
 
@@ -277,7 +274,8 @@ static void lws_log_emit(int level, const char *line)
 	size_t n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
 		n--;
-	ra_log(level == LLL_ERR ? RA_LOG_ERROR : RA_LOG_WARN, "lws", "%.*s", (int)n, line);
+	ra_log_level mine = level == LLL_ERR ? RA_LOG_ERROR : level == LLL_WARN ? RA_LOG_WARN : RA_LOG_DEBUG;
+	ra_log(mine, "lws", "%.*s", (int)n, line);
 }
 
 /* ---- vsock: our listener, lws adopts what it accepts ---- */
@@ -324,6 +322,8 @@ static void fill_vhost_info(struct lws_context_creation_info *info, const ra_con
 	info->vhost_name = "runra";
 	info->protocols = protocols;
 	info->options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	keepalive.secs_since_valid_ping = (uint16_t)cfg->keepalive_s;
+	keepalive.secs_since_valid_hangup = (uint16_t)(cfg->keepalive_s * 2 + 5);
 	info->retry_and_idle_policy = &keepalive;
 	info->timeout_secs = RA_HTTP_HEADER_TIMEOUT_S;
 	info->timeout_secs_ah_idle = RA_HTTP_HEADER_TIMEOUT_S;
@@ -347,7 +347,9 @@ static void fill_vhost_info(struct lws_context_creation_info *info, const ra_con
 int ra_transport_start(ra_agent *a)
 {
 	agent = a;
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+	/* lws logs at NOTICE and INFO on every connection: only worth it when debugging. */
+	int lws_levels = LLL_ERR | LLL_WARN | (ra_log_enabled(RA_LOG_DEBUG) ? LLL_NOTICE | LLL_INFO : 0);
+	lws_set_log_level(lws_levels, lws_log_emit);
 
 	void *loops[1] = {a->loop};
 	struct lws_context_creation_info info;

@@ -26,9 +26,10 @@
 #define RA_MAX_FDS 4096u
 #define RA_MAX_CONNECTIONS_DEFAULT 1024u
 
-/* Keepalive: a PING after this much silence, a hang-up when no traffic proves the peer alive. */
-#define RA_WS_PING_AFTER_S 20
-#define RA_WS_HANGUP_AFTER_S 45
+/* Keepalive: a PING after this many seconds of silence (configurable); a hang-up when no traffic proves the
+ * peer alive within 2 × that + 5 s. */
+#define RA_WS_KEEPALIVE_S_DEFAULT 20u
+#define RA_WS_KEEPALIVE_S_MAX 3600u
 /* An HTTP request (upgrade or /healthz) must complete its headers within this. */
 #define RA_HTTP_HEADER_TIMEOUT_S 10
 

@@ -9,7 +9,7 @@ import time
 import msgpack
 import pytest
 
-from conftest import AGENT_BIN, TOKEN, Agent, free_port
+from conftest import AGENT_BIN, STATIC, TOKEN, Agent, free_port
 from wsclient import OP_BINARY, OP_CONT, OP_TEXT, WS, Closed, HandshakeRefused, http_get
 
 
@@ -303,3 +303,52 @@ def test_sigint_is_a_graceful_shutdown_too(make_agent):
     a = make_agent()
     code, took = a.stop(signal.SIGINT)
     assert code == 0 and took < 1.0
+
+
+# ---- keepalive ----
+
+def test_silent_dead_peer_is_dropped_and_live_one_kept(make_agent):
+    a = make_agent(args=["--keepalive-seconds", "1"])
+    assert a.ws().ready["limits"]["keepaliveSeconds"] == 1
+    dead = a.ws()  # never reads again, so never answers the agent's PING
+    live = a.ws()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert_still_serves(live)  # reading answers PINGs: this one stays
+        if live.call("info")["connections"] == 1:
+            break
+        time.sleep(0.5)
+    assert live.call("info")["connections"] == 1
+    with pytest.raises((Closed, ConnectionError, OSError)):
+        while True:
+            dead.recv_msg()
+
+
+def test_slow_http_headers_are_timed_out(agent):
+    if not STATIC:
+        pytest.skip("Debian's unpatched libev glue fires lws timeouts up to 30 s late "
+                    "(patches/libwebsockets-4.1.6-ev-close.patch fixes the release build)")
+    s = socket.create_connection(("127.0.0.1", agent.port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finishes the headers
+    s.settimeout(20)
+    start = time.monotonic()
+    assert s.recv(4096) == b""  # the agent hangs up
+    assert time.monotonic() - start < 15
+    s.close()
+
+
+def test_vsock_listener_starts_and_stops(tmp_path):
+    try:
+        socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM).close()
+    except (OSError, AttributeError):
+        pytest.skip("no AF_VSOCK on this kernel")
+    port = 40000 + os.getpid() % 20000
+    env = {"PATH": "/usr/bin:/bin", "RUNRA_AGENT_TOKEN": TOKEN}
+    proc = subprocess.Popen([AGENT_BIN, "--listen", f"vsock:{port}", "--workdir", str(tmp_path / "w")], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    assert '"agent.ready"' in line and f"vsock:{port}" in line, line
+    with open("/proc/net/vsock") if os.path.exists("/proc/net/vsock") else open(os.devnull) as f:
+        pass  # the listener is the agent's own; lws adopts what it accepts (no loopback transport here to connect)
+    proc.terminate()
+    assert proc.wait(timeout=5) == 0

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# bench/run.sh [BUILD_DIR]: measures runra-agent against baselines measured in the same run and prints one
+# Markdown report on stdout (progress goes to stderr). Exits non-zero when the agent cannot be started or a
+# measurement fails; a missed target is reported, not an error. See bench/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(realpath -m "${1:-$ROOT/build}")
+AGENT=$BUILD/release/runra-agent
+OUT=$BUILD/bench
+TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+
+log() { echo "bench: $*" >&2; }
+fail() {
+	echo "bench: FAIL: $*" >&2
+	[[ -s $OUT/agent.log ]] && { echo "bench: last agent log lines:" >&2; tail -n 5 "$OUT/agent.log" >&2; }
+	exit 1
+}
+
+[[ -x $AGENT ]] || fail "$AGENT not found: build it with 'make release'"
+mkdir -p "$OUT"
+rm -rf "$OUT/work"
+: >"$OUT/agent.log"
+
+# ---- build the tools ----
+log "building the tools in $OUT"
+CFLAGS="-O2 -Wall -Wextra -std=gnu11"
+# The servers of the baselines are static like the agent, so that start-up and RSS compare like with like
+# (a dynamic glibc program spends most of its start-up in the loader). musl if we have it, as the agent does.
+if command -v musl-gcc >/dev/null; then STATIC_CC="musl-gcc -static"; else STATIC_CC="gcc -static"; fi
+gcc $CFLAGS -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/bench/wire.c"
+$STATIC_CC $CFLAGS -o "$OUT/echo_server" "$ROOT/bench/echo_server.c"
+$STATIC_CC $CFLAGS -o "$OUT/sleeper" "$ROOT/bench/sleeper.c"
+RABENCH=$OUT/rabench
+
+# ---- pinning: servers on CPU 0, clients on CPU 1, so that neither steals the other's core ----
+if (($(nproc) >= 2)); then
+	SRV_CPU=0 CLI_CPU=1
+	PIN_SRV=(taskset -c 0) PIN_CLI=(taskset -c 1) PIN_SAME=(taskset -c 0)
+else
+	SRV_CPU=-1 CLI_CPU=-1
+	PIN_SRV=() PIN_CLI=() PIN_SAME=()
+fi
+
+# ---- processes we start, and only those, are stopped on exit ----
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+freeport() { "$RABENCH" freeport; }
+
+start_agent() { # PORT: sets AGENT_PID
+	RUNRA_AGENT_TOKEN=$TOKEN "${PIN_SRV[@]}" "$AGENT" --listen "127.0.0.1:$1" --workdir "$OUT/work" \
+		--log-level warn 2>>"$OUT/agent.log" &
+	AGENT_PID=$!
+	PIDS+=("$AGENT_PID")
+	"$RABENCH" probe "$1" "HTTP/1.1 200" 3000 || fail "the agent did not answer /healthz on port $1"
+}
+
+start_echo() { # PORT MODE: sets ECHO_PID
+	"${PIN_SRV[@]}" "$OUT/echo_server" "$1" "$2" &
+	ECHO_PID=$!
+	PIDS+=("$ECHO_PID")
+	"$RABENCH" probe "$1" "GET /healthz" 3000 || fail "the echo server did not start"
+}
+
+stop() { # PID: SIGTERM and wait; returns the exit status
+	kill "$1" 2>/dev/null || true
+	local rc=0
+	wait "$1" 2>/dev/null || rc=$?
+	return $rc
+}
+
+alive() { kill -0 "$1" 2>/dev/null || fail "$2 died during the run"; }
+
+# Context switches of every thread of a process: each one is a wake-up from sleep (or a preemption).
+ctxsw() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
+rss_kib() { awk '/^VmRSS/ { print $2 }' /proc/"$1"/status; }
+
+# ---- how quiet the machine is: other load (or a busy VM host) would skew every figure ----
+# /proc/stat "cpu" line: user nice system idle iowait irq softirq steal, in 10 ms ticks.
+cpu_ticks() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 + $9, $9 }' /proc/stat; }
+read -r BUSY0 ALL0 STEAL0 < <(cpu_ticks)
+sleep 1
+read -r BUSY1 ALL1 STEAL1 < <(cpu_ticks)
+BG_BUSY=$(awk -v b=$((BUSY1 - BUSY0)) -v a=$((ALL1 - ALL0)) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')
+
+# ---- 1. size ----
+log "1/6 binary size"
+strip -o "$OUT/runra-agent.stripped" "$AGENT"
+SIZE=$(stat -c %s "$OUT/runra-agent.stripped")
+BUSYBOX=""
+if [[ -x /bin/busybox ]] && dpkg-query -W -f='${db:Status-Status}' busybox-static 2>/dev/null | grep -qx installed; then
+	BUSYBOX=$(stat -L -c %s /bin/busybox)
+fi
+
+# ---- 2, 3. idle RSS and wake-ups, agent and sleeper side by side over the same 10 s ----
+log "2/6 idle RSS and wake-ups (12 s)"
+"${PIN_SRV[@]}" "$OUT/sleeper" &
+SLEEPER=$!
+PIDS+=("$SLEEPER")
+PORT=$(freeport)
+start_agent "$PORT"
+"${PIN_CLI[@]}" "$RABENCH" hold "$PORT" "$TOKEN" 20 >"$OUT/hold.out" &
+HOLD=$!
+PIDS+=("$HOLD")
+for _ in $(seq 50); do grep -q ready "$OUT/hold.out" && break; sleep 0.1; done
+grep -q ready "$OUT/hold.out" || fail "no ready message on the idle WebSocket"
+sleep 2
+RSS=$(rss_kib "$AGENT_PID") RSS_BASE=$(rss_kib "$SLEEPER")
+CS0=$(ctxsw "$AGENT_PID") CSB0=$(ctxsw "$SLEEPER")
+sleep 10
+CS1=$(ctxsw "$AGENT_PID") CSB1=$(ctxsw "$SLEEPER")
+alive "$HOLD" "the idle WebSocket client"
+alive "$AGENT_PID" "the agent"
+stop "$HOLD" || true
+stop "$SLEEPER" || true
+WAKE=$(awk -v a="$CS0" -v b="$CS1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
+WAKE_BASE=$(awk -v a="$CSB0" -v b="$CSB1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
+
+# ---- 5. round trip: on one CPU (pure processing cost) and across two (adds the cross-CPU wake-up) ----
+log "3/6 ping round trip"
+rtt() { # PORT TOKEN PIN...: p50 p99 min mean
+	local port=$1 tok=$2
+	shift 2
+	"$@" "$RABENCH" rtt "$port" "$tok" 1000 20000 || fail "round trip on port $port"
+}
+R=$(rtt "$PORT" "$TOKEN" "${PIN_SAME[@]}")
+read -r A1_P50 A1_P99 _ <<<"$R"
+R=$(rtt "$PORT" "$TOKEN" "${PIN_CLI[@]}")
+read -r A2_P50 A2_P99 _ <<<"$R"
+EPORT=$(freeport)
+start_echo "$EPORT" blocking
+R=$(rtt "$EPORT" - "${PIN_SAME[@]}")
+read -r E1_P50 E1_P99 _ <<<"$R"
+R=$(rtt "$EPORT" - "${PIN_CLI[@]}")
+read -r E2_P50 E2_P99 _ <<<"$R"
+stop "$ECHO_PID" || true
+
+# ---- 6. throughput: one ping in flight per connection; median of three 1 s windows after 0.5 s of warm-up ----
+log "4/6 throughput (6 x 3.5 s)"
+declare -A TP
+throughput() { # PORT TOKEN SERVER_PID CONNS: replies/s client% server%
+	"${PIN_CLI[@]}" "$RABENCH" tput "$1" "$2" "$4" 3 "$3" || fail "throughput with $4 connections on port $1"
+}
+for n in 1 16 256; do TP[agent$n]=$(throughput "$PORT" "$TOKEN" "$AGENT_PID" $n); done
+alive "$AGENT_PID" "the agent"
+AGENT_RC=0
+stop "$AGENT_PID" || AGENT_RC=$?
+EPORT=$(freeport)
+start_echo "$EPORT" epoll
+for n in 1 16 256; do TP[echo$n]=$(throughput "$EPORT" - "$ECHO_PID" $n); done
+stop "$ECHO_PID" || true
+
+# ---- 4. start to ready: fork/exec until GET /healthz is answered, 20 times ----
+log "5/6 start to ready (2 x 20 starts)"
+SPORT=$(freeport)
+START=$(RUNRA_AGENT_TOKEN=$TOKEN "${PIN_CLI[@]}" "$RABENCH" start 20 "$SPORT" "HTTP/1.1 200" $SRV_CPU \
+	"$AGENT" --listen "127.0.0.1:$SPORT" --workdir "$OUT/work" --log-level warn 2>>"$OUT/agent.log") ||
+	fail "agent start-up measurement"
+START_BASE=$("${PIN_CLI[@]}" "$RABENCH" start 20 "$SPORT" "GET /healthz" $SRV_CPU "$OUT/echo_server" "$SPORT" blocking) ||
+	fail "echo server start-up measurement"
+read -r ST_MED ST_MIN ST_MAX <<<"$START"
+read -r SB_MED SB_MIN SB_MAX <<<"$START_BASE"
+
+# ---- the report ----
+log "6/6 report"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "—"; else printf "%.2f×", a / b }'; }
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "**meets**" : "**misses**" }'; }
+kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
+group() { sed -E ':a; s/^([0-9]+)([0-9]{3})/\1,\2/; ta' <<<"$1"; } # 1234567 -> 1,234,567
+tp_cell() { # "replies/s client% server%" SERVER_NAME
+	local r c s
+	read -r r c s <<<"$1"
+	# CPU per reply stays comparable even when the client, not the server, sets the pace.
+	printf "%s/s; %s CPU %s%% = %s µs/reply; client CPU %s%%%s" "$(group "$r")" "$2" "$s" \
+		"$(awk -v r="$r" -v s="$s" 'BEGIN { printf "%.1f", r ? s / 100 / r * 1e6 : 0 }')" "$c" \
+		"$( ((c >= 90)) && echo " (client-bound)")"
+}
+
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+if [[ -n $BUSYBOX ]]; then
+	SIZE_BASE="$(group "$BUSYBOX") B ($(kib "$BUSYBOX")), Debian busybox-static /bin/busybox"
+	SIZE_RATIO=$(ratio "$SIZE" "$BUSYBOX")
+else
+	SIZE_BASE="none: busybox-static not installed; compared with the target only"
+	SIZE_RATIO=$(ratio "$SIZE" 1048576)
+fi
+if ((SRV_CPU >= 0)); then
+	PINNING="servers (agent, echo server, sleeper) pinned to CPU $SRV_CPU, clients to CPU $CLI_CPU with taskset, except the one-CPU round trip where both are on CPU $SRV_CPU"
+else
+	PINNING="none (one CPU)"
+fi
+read -r _ _ STEAL2 < <(cpu_ticks)
+IDLE_DRIVER=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)
+HALT_POLL=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo n/a)
+
+cat <<EOF
+# runra-agent benchmark
+
+- machine: $CPU_MODEL, $(nproc) cores, kernel $(uname -r), memory $MEM, Debian $(cat /etc/debian_version 2>/dev/null || echo "?")
+- agent: \`$AGENT\` ($("$AGENT" version 2>/dev/null || echo "version unknown")), $(date -u +"%Y-%m-%d %H:%M UTC")
+- pinning: $PINNING
+- background: CPUs ${BG_BUSY}% busy in the second before the run; steal time (the VM host running something else) during the run: $(((STEAL2 - STEAL1) * 10)) ms
+- ratio = runra-agent / baseline; every baseline was measured in this run
+
+| figure | runra-agent | baseline | ratio | target |
+|---|---|---|---|---|
+| 1. binary size, stripped | $(group "$SIZE") B ($(kib "$SIZE")) | $SIZE_BASE | $SIZE_RATIO | ≤ 1 MiB: $(verdict "$SIZE" 1048576) |
+| 2. idle RSS, 1 idle WebSocket for 2 s | $RSS KiB | $RSS_BASE KiB, static sleeper | $(ratio "$RSS" "$RSS_BASE") | ≤ 2 MiB: $(verdict "$RSS" 2048) |
+| 3. idle wake-ups, 1 idle WebSocket, 10 s | $WAKE /s ($((CS1 - CS0)) in 10 s) | $WAKE_BASE /s ($((CSB1 - CSB0)) in 10 s), static sleeper | $(ratio "$WAKE" "$WAKE_BASE") | ≤ 1/s: $(verdict "$WAKE" 1) |
+| 4. start to ready (/healthz 200), median of 20 | $ST_MED µs (min $ST_MIN, max $ST_MAX) | $SB_MED µs (min $SB_MIN, max $SB_MAX), static TCP server | $(ratio "$ST_MED" "$SB_MED") | ≤ 10 ms: $(verdict "$ST_MED" 10000) |
+| 5a. ping RTT p50, client and server on one CPU | $A1_P50 µs | $E1_P50 µs, TCP echo | $(ratio "$A1_P50" "$E1_P50") | ≤ 3× echo: $(verdict "$A1_P50" "$(awk -v e="$E1_P50" 'BEGIN { print 3 * e }')") |
+| 5a. ping RTT p99, one CPU | $A1_P99 µs | $E1_P99 µs, TCP echo | $(ratio "$A1_P99" "$E1_P99") | — |
+| 5b. ping RTT p50, client and server on two CPUs | $A2_P50 µs | $E2_P50 µs, TCP echo | $(ratio "$A2_P50" "$E2_P50") | ≤ 3× echo: $(verdict "$A2_P50" "$(awk -v e="$E2_P50" 'BEGIN { print 3 * e }')") |
+| 5b. ping RTT p99, two CPUs | $A2_P99 µs | $E2_P99 µs, TCP echo | $(ratio "$A2_P99" "$E2_P99") | — |
+EOF
+for n in 1 16 256; do
+	read -r ra _ _ <<<"${TP[agent$n]}"
+	read -r re _ _ <<<"${TP[echo$n]}"
+	echo "| 6. ping throughput, $n connection$( ((n > 1)) && echo s) | $(tp_cell "${TP[agent$n]}" agent) | $(tp_cell "${TP[echo$n]}" echo) | $(ratio "$ra" "$re") | — |"
+done
+cat <<EOF
+
+Notes
+- 1 KiB = 1024 B, 1 MiB = 1048576 B. RSS is VmRSS; wake-ups are voluntary + involuntary context switches.
+- 4 polls a fresh connect + GET /healthz every ~20 µs from fork() on; the baseline answers as soon as it has
+  accepted and read (it echoes the request). Both servers are static executables.
+- 5 sends one 27-byte frame ({"id":N,"op":"ping"}, masked) and waits for the answer, 20,000 times after
+  1,000 warm-up; the echo server returns the same 27 bytes, which go through the same parser.
+- 5b and 6 with one connection also pay for waking a sleeping CPU on every message (cpuidle driver
+  $IDLE_DRIVER, guest_halt_poll_ns $HALT_POLL); in a VM that wake-up can cost more than the work itself,
+  which is why 5a is the row that shows what the agent adds.
+- 6: median of three 1 s windows after 0.5 s of warm-up, one ping in flight per connection. Server CPU is
+  its CPU use in that window, from /proc/PID/stat (10 ms ticks); µs/reply is that CPU time divided
+  by the replies. "client-bound": the single-threaded load generator used 90 % or more of its CPU, so the
+  replies/s is a lower bound of what that server could do, and µs/reply is the fairer comparison.
+- The agent exited with status $AGENT_RC after SIGTERM (0 = graceful).
+EOF
