@@ -14,7 +14,7 @@
 #include "config.h"
 
 #define DEFAULT_URL "ws://127.0.0.1:49200"
-#define CLIENT_MAX_MESSAGE (16u << 20)
+#define CLIENT_MAX_MESSAGE RA_SESSION_OUT_QUEUE_CAP /* the largest message the agent may send */
 #define REQUEST_ID 1
 
 typedef enum { CMD_HEALTH, CMD_PING, CMD_INFO } client_cmd;
@@ -64,9 +64,11 @@ static void fail(const char *code, const char *message)
 {
 	if (st.finished)
 		return;
-	if (st.json)
-		fprintf(stderr, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, message);
-	else
+	if (st.json) {
+		char esc[1024];
+		ra_json_escape(esc, 0, sizeof(esc), message, strlen(message));
+		fprintf(stderr, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, esc);
+	} else
 		fprintf(stderr, "runra-agent %s: %s: %s\n", st.cmd == CMD_HEALTH ? "health" : st.cmd == CMD_PING ? "ping" : "info",
 			code, message);
 	finish(1);
@@ -356,14 +358,14 @@ static int connect_agent(void)
 	return lws_client_connect_via_info(&ci) ? 0 : -1;
 }
 
-static int usage(void)
+static int usage(FILE *out, int code)
 {
-	fprintf(stderr, "usage: runra-agent health|ping|info [--url URL] [--token TOKEN] [--json]\n"
+	fprintf(out, "usage: runra-agent health|ping|info [--url URL] [--token TOKEN] [--json]\n"
 			"  --url    agent address: ws://HOST:PORT or unix:/path [RUNRA_AGENT_URL], default %s\n"
 			"  --token  bearer token [RUNRA_AGENT_TOKEN]\n"
 			"  --json   machine-readable output\n",
 		DEFAULT_URL);
-	return 2;
+	return code;
 }
 
 static int parse_args(int argc, char **argv)
@@ -384,6 +386,7 @@ static int parse_args(int argc, char **argv)
 		case 'u': url = optarg; break;
 		case 't': st.token = optarg; break;
 		case 'j': st.json = true; break;
+		case 'h': return 1;
 		default: return -1;
 		}
 	}
@@ -395,8 +398,9 @@ static int parse_args(int argc, char **argv)
 
 int ra_client_main(int argc, char **argv)
 {
-	if (parse_args(argc, argv))
-		return usage();
+	int parsed = parse_args(argc, argv);
+	if (parsed)
+		return parsed > 0 ? usage(stdout, 0) : usage(stderr, 2);
 	if (parse_url()) {
 		fprintf(stderr, "runra-agent: INVALID_CONFIG: cannot parse --url '%s'\n", st.url);
 		return 2;

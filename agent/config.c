@@ -153,6 +153,15 @@ static void sandbox_key(char *dst, size_t cap, const char *name)
 	dst[n] = '\0';
 }
 
+/* RUNRA_SANDBOX_A_B and RUNRA_SANDBOX_A__B name the same key: the first one wins. */
+static bool sandbox_key_seen(const ra_config *c, const char *key)
+{
+	for (unsigned i = 0; i < c->sandbox_count; i++)
+		if (strcmp(c->sandbox[i].key, key) == 0)
+			return true;
+	return false;
+}
+
 static void collect_sandbox_meta(ra_config *c)
 {
 	static const char prefix[] = "RUNRA_SANDBOX_";
@@ -164,7 +173,7 @@ static void collect_sandbox_meta(ra_config *c)
 			continue;
 		ra_sandbox_meta *m = &c->sandbox[c->sandbox_count];
 		sandbox_key(m->key, sizeof(m->key), *e + sizeof(prefix) - 1);
-		if (copy_str(m->value, sizeof(m->value), eq + 1) == 0)
+		if (!sandbox_key_seen(c, m->key) && copy_str(m->value, sizeof(m->value), eq + 1) == 0)
 			c->sandbox_count++;
 	}
 }

@@ -202,7 +202,7 @@ static void run_op(ra_session *s, const ra_request *req)
 		return;
 	}
 	if (ra_session_send(s, &reply) == -EMSGSIZE)
-		ra_session_send_error(s, true, req->id, RA_ERR_RESOURCE_EXHAUSTED, "the reply is too large to send");
+		ra_session_send_error(s, true, req->id, RA_ERR_MESSAGE_TOO_LARGE, "the reply is too large to send");
 }
 
 void ra_dispatch_message(ra_session *s, const uint8_t *msg, size_t len)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../proto/proto.h"
 #include "agent.h"
 #include "client.h"
 #include "config.h"
@@ -151,7 +152,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "serve") == 0)
 		return argc > 1 && strcmp(argv[1], "serve") == 0 ? serve(argc - 1, argv + 1) : serve(argc, argv);
 	if (strcmp(cmd, "version") == 0) {
-		printf("%s %s (protocol %d)\n", RA_AGENT_NAME, RA_VERSION, 1);
+		printf("%s %s (protocol %d)\n", RA_AGENT_NAME, RA_VERSION, RA_PROTO_VERSION);
 		return 0;
 	}
 	if (ra_client_is_command(cmd))

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../proto/ra_limits.h"
+#include "log.h"
 
 /* Inbound buffers up to this size are kept between messages; larger ones are released so that an idle
  * connection costs little. */
@@ -101,6 +102,9 @@ int ra_session_send(ra_session *s, ra_enc *e)
 		return -EMSGSIZE;
 	}
 	if (s->out_overflow || e->buf.len > RA_SESSION_OUT_QUEUE_CAP - s->out_bytes) {
+		if (!s->out_overflow)
+			ra_log(RA_LOG_WARN, "session.overflow", "session %llu: client does not read, closing",
+			       (unsigned long long)s->serial);
 		s->out_overflow = true;
 		ra_enc_free(e);
 		if (s->wake)
@@ -109,7 +113,12 @@ int ra_session_send(ra_session *s, ra_enc *e)
 	}
 	ra_out_msg *m = malloc(sizeof(*m));
 	if (!m) {
+		/* A reply that cannot be queued must not vanish while the connection goes on: close it. */
+		ra_log(RA_LOG_ERROR, "session.nomem", "session %llu: out of memory, closing", (unsigned long long)s->serial);
+		s->out_broken = true;
 		ra_enc_free(e);
+		if (s->wake)
+			s->wake(s);
 		return -ENOMEM;
 	}
 	m->next = NULL;

@@ -42,7 +42,8 @@ struct ra_session {
 	/* outbound queue */
 	ra_out_msg *out_head, *out_tail;
 	size_t out_bytes;
-	bool out_overflow; /* the queue cap was hit: the transport closes the connection */
+	bool out_overflow; /* the queue cap was hit: the transport closes the connection (1008) */
+	bool out_broken;   /* a message could not be queued (no memory): the transport closes it (1011) */
 
 	uint64_t messages_in, messages_out;
 };
@@ -68,7 +69,8 @@ void ra_session_rx_done(ra_session *s);
 /* Starts an outbound message encoder with the session's headroom. */
 void ra_session_enc_init(const ra_session *s, ra_enc *e);
 /* Queues the encoded message (taking its buffer) and wakes the transport. Returns 0, -EMSGSIZE if the
- * encoding failed (nothing queued), or -ENOBUFS if the queue is full (out_overflow set). Frees e. */
+ * encoding failed (nothing queued), -ENOBUFS if the queue is full (out_overflow set), or -ENOMEM
+ * (out_broken set). Frees e. */
 int ra_session_send(ra_session *s, ra_enc *e);
 /* Encodes and sends an error reply. */
 int ra_session_send_error(ra_session *s, bool has_id, uint64_t id, ra_err code, const char *message);

@@ -72,20 +72,48 @@ static bool request_authorized(struct lws *wsi)
 	return q && token_matches(q, strlen(q));
 }
 
+/* Answers a refused upgrade with an HTTP/1.1 status and the protocol's error object as a JSON body. Written
+ * whole here because lws_return_http_status() answers "HTTP/1.0" at this point of an upgrade (the request
+ * version is parsed later), which some WebSocket clients cannot read. Returns 1: "headers sent". */
+static int refuse_upgrade(struct lws *wsi, unsigned status, const char *reason, ra_err code, const char *message)
+{
+	char body[256], resp[LWS_PRE + 640];
+	int blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"retryable\":%s}}\n",
+			    ra_err_name(code), message, ra_err_retryable(code) ? "true" : "false");
+	int n = snprintf(resp + LWS_PRE, sizeof(resp) - LWS_PRE,
+			 "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s"
+			 "cache-control: no-store\r\nconnection: close\r\n\r\n%s",
+			 status, reason, blen, status == 401 ? "www-authenticate: Bearer\r\n" : "", body);
+	ra_log(RA_LOG_WARN, "transport.refused", "upgrade refused with %u: %s", status, message);
+	if (lws_write(wsi, (unsigned char *)resp + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS) != n)
+		return -1;
+	return 1;
+}
+
+/* lws drops an upgrade that offers only unknown subprotocols without a word; say why instead. */
+static bool subprotocol_acceptable(struct lws *wsi)
+{
+	char offered[256];
+	int n = lws_hdr_copy(wsi, offered, sizeof(offered), WSI_TOKEN_PROTOCOL);
+	if (n <= 0)
+		return n == 0 && !lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL); /* none offered: fine */
+	for (char *save = NULL, *tok = strtok_r(offered, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+		if (strcmp(tok, RA_PROTO_SUBPROTOCOL) == 0)
+			return true;
+	return false;
+}
+
 static int confirm_upgrade(struct lws *wsi)
 {
-	if (!request_authorized(wsi)) {
-		ra_log(RA_LOG_WARN, "transport.unauthorized", "upgrade refused: missing or wrong token");
-		lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "missing or wrong bearer token");
-		return 1;
-	}
-	if (agent->shutting_down || ra_session_count() >= agent->config->max_connections) {
-		ra_log(RA_LOG_WARN, "transport.refused", "upgrade refused: %s",
-		       agent->shutting_down ? "shutting down" : "too many connections");
-		lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-				       agent->shutting_down ? "shutting down" : "too many connections");
-		return 1;
-	}
+	if (!request_authorized(wsi))
+		return refuse_upgrade(wsi, 401, "Unauthorized", RA_ERR_UNAUTHENTICATED, "missing or wrong bearer token");
+	if (!subprotocol_acceptable(wsi))
+		return refuse_upgrade(wsi, 400, "Bad Request", RA_ERR_UNSUPPORTED,
+				      "unsupported subprotocol: offer " RA_PROTO_SUBPROTOCOL);
+	if (agent->shutting_down)
+		return refuse_upgrade(wsi, 503, "Service Unavailable", RA_ERR_UNAVAILABLE, "the agent is shutting down");
+	if (ra_session_count() >= agent->config->max_connections)
+		return refuse_upgrade(wsi, 503, "Service Unavailable", RA_ERR_RATE_LIMITED, "too many connections");
 	return 0;
 }
 
@@ -166,6 +194,7 @@ static int on_receive(struct lws *wsi, conn *c, const void *in, size_t len)
 {
 	ra_session *s = &c->session;
 	bool final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+	lws_validity_confirmed(wsi); /* any traffic proves the peer alive, not only a PONG */
 	switch (ra_session_rx(s, in, len, lws_frame_is_binary(wsi), final)) {
 	case RA_RX_MORE:
 		return 0;
@@ -192,11 +221,10 @@ static int on_receive(struct lws *wsi, conn *c, const void *in, size_t len)
 static int on_writable(struct lws *wsi, conn *c)
 {
 	ra_session *s = &c->session;
-	if (s->out_overflow) {
-		ra_log(RA_LOG_WARN, "session.overflow", "session %llu: client does not read, closing",
-		       (unsigned long long)s->serial);
+	if (s->out_broken)
+		return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "agent out of memory");
+	if (s->out_overflow)
 		return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "outbound queue full");
-	}
 	ra_out_msg *m = ra_session_out_head(s);
 	if (!m) {
 		if (c->closing)

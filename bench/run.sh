@@ -83,10 +83,12 @@ rss_kib() { awk '/^VmRSS/ { print $2 }' /proc/"$1"/status; }
 # ---- how quiet the machine is: other load (or a busy VM host) would skew every figure ----
 # /proc/stat "cpu" line: user nice system idle iowait irq softirq steal, in 10 ms ticks.
 cpu_ticks() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 + $9, $9 }' /proc/stat; }
-read -r BUSY0 ALL0 STEAL0 < <(cpu_ticks)
+read -r BUSY0 ALL0 _ < <(cpu_ticks)
 sleep 1
 read -r BUSY1 ALL1 STEAL1 < <(cpu_ticks)
 BG_BUSY=$(awk -v b=$((BUSY1 - BUSY0)) -v a=$((ALL1 - ALL0)) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')
+BG_WARN=""
+((BG_BUSY <= 10)) || BG_WARN=" — the machine was not idle: the figures may be skewed"
 
 # ---- 1. size ----
 log "1/6 binary size"
@@ -205,7 +207,7 @@ cat <<EOF
 - machine: $CPU_MODEL, $(nproc) cores, kernel $(uname -r), memory $MEM, Debian $(cat /etc/debian_version 2>/dev/null || echo "?")
 - agent: \`$AGENT\` ($("$AGENT" version 2>/dev/null || echo "version unknown")), $(date -u +"%Y-%m-%d %H:%M UTC")
 - pinning: $PINNING
-- background: CPUs ${BG_BUSY}% busy in the second before the run; steal time (the VM host running something else) during the run: $(((STEAL2 - STEAL1) * 10)) ms
+- background: CPUs ${BG_BUSY}% busy in the second before the run; steal time (the VM host running something else) during the run: $(((STEAL2 - STEAL1) * 10)) ms$BG_WARN
 - ratio = runra-agent / baseline; every baseline was measured in this run
 
 | figure | runra-agent | baseline | ratio | target |

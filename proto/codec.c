@@ -132,6 +132,9 @@ void ra_enc_reply_begin(ra_enc *e, uint64_t id, uint32_t result_entries)
 void ra_enc_error(ra_enc *e, bool has_id, uint64_t id, ra_err code, const char *message)
 {
 	size_t mlen = strnlen(message, RA_PROTO_MAX_ERROR_MESSAGE);
+	if (mlen == RA_PROTO_MAX_ERROR_MESSAGE) /* cut at a UTF-8 character boundary */
+		while (mlen > 0 && ((unsigned char)message[mlen] & 0xc0) == 0x80)
+			mlen--;
 	ra_enc_map(e, has_id ? 3 : 2);
 	ra_enc_str(e, "type");
 	ra_enc_str(e, "reply");

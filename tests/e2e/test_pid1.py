@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import AGENT_BIN, STATIC, TOKEN, free_port, wait_healthy
+from conftest import AGENT_BIN, SANITIZER_MARKERS, STATIC, TOKEN, free_port, wait_healthy
 from wsclient import WS
 
 BUSYBOX = "/bin/busybox"
@@ -36,7 +36,9 @@ class NamespacedAgent:
         self.log = open(tmp_path / "agent.log", "wb")
         env = {"PATH": "/usr/bin:/bin", "RUNRA_AGENT_TOKEN": TOKEN,
                "ASAN_OPTIONS": "detect_leaks=1:exitcode=23", "UBSAN_OPTIONS": "halt_on_error=1"}
-        argv = ["unshare", "--pid", "--fork", *unshare_args, *agent_argv, "--listen", f"127.0.0.1:{self.port}"]
+        # --kill-child: should this test die, the agent dies with unshare instead of lingering.
+        argv = ["unshare", "--pid", "--fork", "--kill-child", *unshare_args, *agent_argv,
+                "--listen", f"127.0.0.1:{self.port}"]
         self.unshare = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.pid = child_pid(self.unshare.pid)
         wait_healthy(self.port, self.unshare)
@@ -61,14 +63,22 @@ class NamespacedAgent:
     def stop(self):
         start = time.monotonic()
         os.kill(self.pid, signal.SIGTERM)
-        code = self.unshare.wait(timeout=5)
+        try:
+            code = self.unshare.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.unshare.kill()  # --kill-child takes the agent with it
+            self.unshare.wait()
+            pytest.fail("the agent did not exit within 5 s of SIGTERM")
         return code, time.monotonic() - start
 
     def close(self):
-        if self.unshare.poll() is None:
-            self.unshare.kill()
-            self.unshare.wait()
+        """Stops the agent if a test left it running; it must exit 0 and log no sanitizer report."""
+        code = self.unshare.returncode if self.unshare.poll() is not None else self.stop()[0]
         self.log.close()
+        with open(self.log.name, "rb") as f:
+            log = f.read().decode(errors="replace")
+        assert not any(m in log for m in SANITIZER_MARKERS), log[-4000:]
+        assert code == 0, (code, log[-2000:])
 
 
 @pytest.fixture

@@ -46,7 +46,52 @@ def test_upgrade_without_the_right_token_is_401(agent, token):
     with pytest.raises(HandshakeRefused) as refused:
         WS.connect(agent.port, token=token)
     assert refused.value.status == 401
+    assert refused.value.head.startswith(b"HTTP/1.1 401")
+    assert b"www-authenticate: bearer" in refused.value.head.lower()
     assert_still_serves(agent.ws())
+
+
+def test_refused_upgrade_carries_the_error_code(agent):
+    s = socket.create_connection(("127.0.0.1", agent.port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    data = b""
+    while b"}}" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401")
+    error = json.loads(body)["error"]
+    assert error == {"code": "UNAUTHENTICATED", "message": "missing or wrong bearer token", "retryable": False}
+
+
+def test_python_websockets_client_sees_401_and_connects_with_token(agent):
+    import asyncio
+    import websockets
+    import websockets.exceptions
+
+    async def attempt(headers):
+        async with websockets.connect(f"ws://127.0.0.1:{agent.port}/", subprotocols=["runra.agent.v1"],
+                                      extra_headers=headers) as ws:
+            ready = msgpack.unpackb(await ws.recv())
+            await ws.send(msgpack.packb({"id": 1, "op": "ping"}))
+            return ready, msgpack.unpackb(await ws.recv())
+
+    with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
+        asyncio.run(attempt({}))
+    assert refused.value.status_code == 401
+    ready, reply = asyncio.run(attempt({"Authorization": f"Bearer {TOKEN}"}))
+    assert ready["type"] == "ready" and reply["result"]["pong"] is True
+
+
+def test_unknown_subprotocol_is_400(agent):
+    with pytest.raises(HandshakeRefused) as refused:
+        WS.connect(agent.port, token=TOKEN, subprotocol="chat, superchat")
+    assert refused.value.status == 400
+    assert_still_serves(agent.ws(subprotocol="other, runra.agent.v1"))
 
 
 def test_token_as_query_parameter_is_accepted(agent):
@@ -352,3 +397,26 @@ def test_vsock_listener_starts_and_stops(tmp_path):
         pass  # the listener is the agent's own; lws adopts what it accepts (no loopback transport here to connect)
     proc.terminate()
     assert proc.wait(timeout=5) == 0
+
+
+# ---- protocol violations at the WebSocket layer: that connection ends, the agent does not ----
+
+@pytest.mark.parametrize("name,raw", [
+    ("reserved opcode", WS.frame(0x3, b"x")),
+    ("reserved control opcode", WS.frame(0xB, b"x")),
+    ("unmasked client frame", WS.frame(OP_BINARY, b"\x80", mask=False)),
+    ("rsv bits without an extension", WS.frame(OP_BINARY, b"\x80", rsv=4)),
+    ("continuation without a start", WS.frame(OP_CONT, b"\x80")),
+    ("fragmented control frame", WS.frame(0x9, b"x", fin=False)),
+    ("garbage", b"\xff" * 64),
+])
+def test_websocket_protocol_violations_close_only_that_connection(agent, name, raw):
+    bad = agent.ws()
+    bad.send_raw(raw)
+    bad.sock.settimeout(10)
+    with pytest.raises((Closed, ConnectionError, OSError)):
+        while True:
+            reply = bad.recv_msg()
+            # a frame lws tolerates must still not produce anything but an error reply
+            assert reply["type"] == "reply" and "error" in reply, reply
+    assert_still_serves(agent.ws())

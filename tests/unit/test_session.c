@@ -1,5 +1,6 @@
 /* Unit tests of agent/session.c: reassembly of fragments, size limits, text frames, and the outbound queue.
  * The .c is included so the test needs no WebSocket. */
+#include "../../agent/log.c"
 #include "../../agent/session.c"
 #include "test.h"
 
