@@ -24,13 +24,13 @@ rm -rf "$OUT/work"
 
 # ---- build the tools ----
 log "building the tools in $OUT"
-CFLAGS="-O2 -Wall -Wextra -std=gnu11"
+CFLAGS=(-O2 -Wall -Wextra -std=gnu11)
 # The servers of the baselines are static like the agent, so that start-up and RSS compare like with like
 # (a dynamic glibc program spends most of its start-up in the loader). musl if we have it, as the agent does.
-if command -v musl-gcc >/dev/null; then STATIC_CC="musl-gcc -static"; else STATIC_CC="gcc -static"; fi
-gcc $CFLAGS -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/bench/wire.c"
-$STATIC_CC $CFLAGS -o "$OUT/echo_server" "$ROOT/bench/echo_server.c"
-$STATIC_CC $CFLAGS -o "$OUT/sleeper" "$ROOT/bench/sleeper.c"
+if command -v musl-gcc >/dev/null; then STATIC_CC=(musl-gcc -static); else STATIC_CC=(gcc -static); fi
+gcc "${CFLAGS[@]}" -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/bench/wire.c"
+"${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/echo_server" "$ROOT/bench/echo_server.c"
+"${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/sleeper" "$ROOT/bench/sleeper.c"
 RABENCH=$OUT/rabench
 
 # ---- pinning: servers on CPU 0, clients on CPU 1, so that neither steals the other's core ----
