@@ -31,12 +31,15 @@ void ra_config_usage(FILE *out)
 		"  --max-connections N   concurrent WebSocket clients [RUNRA_AGENT_MAX_CONNECTIONS], default %u\n"
 		"  --keepalive-seconds N ping a silent client after N s, drop it after 2N+5 s\n"
 		"                        [RUNRA_AGENT_KEEPALIVE_SECONDS], default %u\n"
+		"  --max-processes N     processes alive at once [RUNRA_AGENT_MAX_PROCESSES], default %u\n"
+		"  --output-buffer-bytes N  output kept per process and stream for reattach\n"
+		"                        [RUNRA_AGENT_OUTPUT_BUFFER_BYTES], default %u\n"
 		"  -h, --help            this text\n"
 		"\n"
 		"RUNRA_SANDBOX_* variables (e.g. RUNRA_SANDBOX_ID) are reported to clients as sandbox metadata.\n"
 		"Exit codes: 0 after a graceful shutdown, 1 on a runtime failure, 2 on bad configuration.\n",
 		RA_DEFAULT_PORT, RA_DEFAULT_WORKDIR, RA_MAX_MESSAGE_BYTES_DEFAULT, RA_MAX_CONNECTIONS_DEFAULT,
-		RA_WS_KEEPALIVE_S_DEFAULT);
+		RA_WS_KEEPALIVE_S_DEFAULT, RA_MAX_PROCESSES_DEFAULT, RA_OUTPUT_BUFFER_BYTES_DEFAULT);
 }
 
 int ra_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -188,6 +191,8 @@ static void set_defaults(ra_config *c)
 	c->max_message_bytes = RA_MAX_MESSAGE_BYTES_DEFAULT;
 	c->max_connections = RA_MAX_CONNECTIONS_DEFAULT;
 	c->keepalive_s = RA_WS_KEEPALIVE_S_DEFAULT;
+	c->max_processes = RA_MAX_PROCESSES_DEFAULT;
+	c->output_buffer_bytes = RA_OUTPUT_BUFFER_BYTES_DEFAULT;
 }
 
 /* One setting, from a flag or its environment variable. */
@@ -222,6 +227,16 @@ static int apply(ra_config *c, int opt, const char *v, FILE *err)
 			return bad(err, "--keepalive-seconds must be between 1 and 3600, got", v);
 		c->keepalive_s = (uint32_t)n;
 		return 0;
+	case 'P':
+		if (ra_parse_uint(v, 1, 65536, &n))
+			return bad(err, "--max-processes must be between 1 and 65536, got", v);
+		c->max_processes = (uint32_t)n;
+		return 0;
+	case 'O':
+		if (ra_parse_uint(v, RA_OUTPUT_BUFFER_BYTES_MIN, RA_OUTPUT_BUFFER_BYTES_MAX, &n))
+			return bad(err, "--output-buffer-bytes must be between 4096 and 67108864, got", v);
+		c->output_buffer_bytes = (uint32_t)n;
+		return 0;
 	}
 	return bad(err, "unknown setting", NULL);
 }
@@ -233,7 +248,8 @@ static int apply_env(ra_config *c, FILE *err)
 		int opt;
 	} vars[] = {{"RUNRA_AGENT_LISTEN", 'l'},         {"RUNRA_AGENT_WORKDIR", 'w'},
 		    {"RUNRA_AGENT_LOG_LEVEL", 'L'},      {"RUNRA_AGENT_MAX_MESSAGE_BYTES", 'm'},
-		    {"RUNRA_AGENT_MAX_CONNECTIONS", 'c'},  {"RUNRA_AGENT_KEEPALIVE_SECONDS", 'k'}};
+		    {"RUNRA_AGENT_MAX_CONNECTIONS", 'c'},  {"RUNRA_AGENT_KEEPALIVE_SECONDS", 'k'},
+		    {"RUNRA_AGENT_MAX_PROCESSES", 'P'},    {"RUNRA_AGENT_OUTPUT_BUFFER_BYTES", 'O'}};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *v = getenv(vars[i].name);
 		if (v && *v && apply(c, vars[i].opt, v, err))
@@ -276,6 +292,7 @@ ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
 		{"insecure-no-auth", no_argument, NULL, 'I'},  {"workdir", required_argument, NULL, 'w'},
 		{"log-level", required_argument, NULL, 'L'},   {"max-message-bytes", required_argument, NULL, 'm'},
 		{"max-connections", required_argument, NULL, 'c'}, {"keepalive-seconds", required_argument, NULL, 'k'},
+		{"max-processes", required_argument, NULL, 'P'}, {"output-buffer-bytes", required_argument, NULL, 'O'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	set_defaults(c);

@@ -34,6 +34,8 @@ typedef struct {
 	uint32_t max_message_bytes;
 	uint32_t max_connections;
 	uint32_t keepalive_s; /* WebSocket PING after this much silence; hang-up at 2x + 5 s */
+	uint32_t max_processes;       /* live processes */
+	uint32_t output_buffer_bytes; /* retained output per process and stream */
 	ra_sandbox_meta sandbox[RA_MAX_SANDBOX_META];
 	unsigned sandbox_count;
 } ra_config;

@@ -5,10 +5,15 @@
 #include <unistd.h>
 
 #include "../proto/ra_limits.h"
+#include "../procmgr/procmgr.h"
+#include "events.h"
+#include "exec.h"
 #include "log.h"
 #include "pid1.h"
 
-typedef ra_err (*op_handler)(ra_session *s, const ra_request *req, ra_enc *reply, const char **why);
+/* Writes the reply and returns RA_OK, returns an error code with its reason in why, or returns
+ * RA_REPLY_LATER when the reply will come from elsewhere (a long-running request). */
+typedef ra_err (*op_handler)(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
 
 typedef struct {
 	const char *name;
@@ -17,24 +22,25 @@ typedef struct {
 
 static ra_agent *agent;
 
-static ra_err op_ping(ra_session *s, const ra_request *req, ra_enc *reply, const char **why);
-static ra_err op_info(ra_session *s, const ra_request *req, ra_enc *reply, const char **why);
+static ra_err op_ping(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
+static ra_err op_info(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
 
 static const op_entry op_table[] = {
 	{"ping", op_ping},
 	{"info", op_info},
 	/* processes */
-	{"exec", NULL}, {"proc.list", NULL}, {"proc.get", NULL}, {"proc.wait", NULL}, {"proc.kill", NULL},
-	{"proc.stdin", NULL}, {"proc.closeStdin", NULL}, {"proc.attach", NULL}, {"proc.detach", NULL},
-	{"proc.resize", NULL},
+	{"exec", ra_op_exec}, {"proc.list", ra_op_proc_list}, {"proc.get", ra_op_proc_get},
+	{"proc.wait", ra_op_proc_wait}, {"proc.kill", ra_op_proc_kill}, {"proc.stdin", ra_op_proc_stdin},
+	{"proc.closeStdin", ra_op_proc_close_stdin}, {"proc.attach", ra_op_proc_attach},
+	{"proc.detach", ra_op_proc_detach}, {"proc.resize", ra_op_proc_resize},
 	/* files */
 	{"file.read", NULL}, {"file.write", NULL}, {"file.upload.open", NULL}, {"file.upload.chunk", NULL},
 	{"file.upload.commit", NULL}, {"file.upload.abort", NULL}, {"file.list", NULL}, {"file.stat", NULL},
 	{"file.exists", NULL}, {"file.mkdir", NULL}, {"file.delete", NULL}, {"file.move", NULL},
 	{"file.chmod", NULL},
 	/* events */
-	{"watch.add", NULL}, {"watch.remove", NULL}, {"watch.list", NULL}, {"subscribe", NULL},
-	{"unsubscribe", NULL},
+	{"watch.add", NULL}, {"watch.remove", NULL}, {"watch.list", NULL}, {"subscribe", ra_op_subscribe},
+	{"unsubscribe", ra_op_unsubscribe},
 	/* ports */
 	{"port.expose", NULL}, {"port.list", NULL}, {"port.close", NULL}, {"port.connect", NULL},
 	{"port.send", NULL}, {"port.disconnect", NULL},
@@ -45,6 +51,14 @@ static const op_entry op_table[] = {
 #define OP_COUNT (sizeof(op_table) / sizeof(op_table[0]))
 
 void ra_dispatch_init(ra_agent *a) { agent = a; }
+
+void ra_dispatch_session_drained(ra_session *s)
+{
+	if (s->attachments)
+		ra_exec_session_drained(s);
+}
+
+void ra_dispatch_session_closed(ra_session *s) { ra_exec_session_closed(s); }
 
 static const op_entry *op_find(const ra_request *req)
 {
@@ -119,7 +133,7 @@ void ra_dispatch_send_ready(ra_session *s)
 	ra_session_send(s, &e);
 }
 
-static ra_err op_ping(ra_session *s, const ra_request *req, ra_enc *reply, const char **why)
+static ra_err op_ping(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
 	(void)s;
 	(void)why;
@@ -136,7 +150,7 @@ static ra_err op_ping(ra_session *s, const ra_request *req, ra_enc *reply, const
 	return RA_OK;
 }
 
-static ra_err op_info(ra_session *s, const ra_request *req, ra_enc *reply, const char **why)
+static ra_err op_info(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
 	(void)why;
 	char listen[160];
@@ -169,7 +183,7 @@ static ra_err op_info(ra_session *s, const ra_request *req, ra_enc *reply, const
 	ra_enc_str(reply, "connections");
 	ra_enc_u64(reply, ra_session_count());
 	ra_enc_str(reply, "orphansReaped");
-	ra_enc_u64(reply, ra_pid1_orphans_reaped());
+	ra_enc_u64(reply, ra_procmgr_orphans_reaped());
 	ra_enc_str(reply, "sandbox");
 	enc_sandbox(reply);
 	ra_enc_str(reply, "limits");
@@ -193,12 +207,13 @@ static void run_op(ra_session *s, const ra_request *req)
 		return;
 	}
 	ra_enc reply;
-	const char *why = "";
+	ra_why why = {""};
 	ra_session_enc_init(s, &reply);
 	ra_err code = op->handler(s, req, &reply, &why);
 	if (code != RA_OK) {
 		ra_enc_free(&reply);
-		ra_session_send_error(s, true, req->id, code, why);
+		if (code != RA_REPLY_LATER)
+			ra_session_send_error(s, true, req->id, code, why.text);
 		return;
 	}
 	if (ra_session_send(s, &reply) == -EMSGSIZE)

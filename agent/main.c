@@ -13,6 +13,7 @@
 #include "client.h"
 #include "config.h"
 #include "dispatch.h"
+#include "exec.h"
 #include "log.h"
 #include "pid1.h"
 #include "transport.h"
@@ -77,6 +78,7 @@ static void on_shutdown(int signo)
 	if (agent.shutting_down)
 		return;
 	agent.shutting_down = true;
+	ra_exec_terminate_all();
 	ra_transport_shutdown(SHUTDOWN_GRACE_MS, on_transport_closed);
 }
 
@@ -94,10 +96,11 @@ static struct ev_loop *make_loop(void)
 {
 	ev_set_allocator(loop_realloc);
 	ev_set_syserr_cb(loop_syserr);
-	/* NOENV: the image's environment (LIBEV_FLAGS) must not choose our backend. */
-	struct ev_loop *loop = ev_default_loop(EVFLAG_NOENV);
+	/* NOENV: the image's environment (LIBEV_FLAGS) must not choose our backend. Not libev's default loop:
+	 * that one reaps children itself (without their rusage); procmgr is the reaper instead. */
+	struct ev_loop *loop = ev_loop_new(EVFLAG_NOENV);
 	if (!loop) {
-		ra_log(RA_LOG_ERROR, "loop.start", "libev default loop not created");
+		ra_log(RA_LOG_ERROR, "loop.start", "libev loop not created");
 		return NULL;
 	}
 	if (ev_backend(loop) != EVBACKEND_EPOLL) {
@@ -132,6 +135,7 @@ static int serve(int argc, char **argv)
 	if (!agent.loop)
 		return 1;
 	ra_pid1_start(agent.loop, on_shutdown);
+	ra_exec_init(&agent); /* the reaper, before anything can fork */
 	ra_dispatch_init(&agent);
 	if (ra_transport_start(&agent))
 		return 1;
@@ -141,6 +145,7 @@ static int serve(int argc, char **argv)
 	       where, (int)getpid(), ra_pid1_is_init() ? ", init" : "", config.token[0] ? "token" : "off");
 	ev_run(agent.loop, 0);
 	ra_transport_destroy();
+	ra_exec_shutdown();
 	ra_pid1_stop(agent.loop);
 	ra_log(RA_LOG_INFO, "agent.exit", "graceful shutdown complete");
 	return 0;

@@ -12,13 +12,10 @@
 #include "log.h"
 
 static ev_signal shutdown_watchers[3];
-static ev_child orphan_watcher;
 static ra_shutdown_fn shutdown_fn;
-static unsigned long orphans_reaped;
 
 bool ra_pid1_is_init(void) { return getpid() == 1; }
 
-unsigned long ra_pid1_orphans_reaped(void) { return orphans_reaped; }
 
 static bool path_exists(const char *path)
 {
@@ -112,16 +109,6 @@ static void on_shutdown_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		shutdown_fn(w->signum);
 }
 
-/* libev reaps every child; this sees each status. Tracked processes are claimed by their own watchers
- * (procmgr); whatever reaches only this one was an orphan. */
-static void on_child(struct ev_loop *loop, ev_child *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	orphans_reaped++;
-	ra_log(RA_LOG_DEBUG, "pid1.reaped", "pid %d status 0x%x", w->rpid, (unsigned)w->rstatus);
-}
-
 void ra_pid1_start(struct ev_loop *loop, ra_shutdown_fn on_shutdown)
 {
 	static const int signals[3] = {SIGTERM, SIGINT, SIGPWR};
@@ -131,9 +118,6 @@ void ra_pid1_start(struct ev_loop *loop, ra_shutdown_fn on_shutdown)
 		ev_signal_start(loop, &shutdown_watchers[i]);
 		ev_unref(loop); /* signal watchers alone must not keep the loop alive */
 	}
-	ev_child_init(&orphan_watcher, on_child, 0, 0);
-	ev_child_start(loop, &orphan_watcher);
-	ev_unref(loop);
 }
 
 void ra_pid1_stop(struct ev_loop *loop)
@@ -142,6 +126,4 @@ void ra_pid1_stop(struct ev_loop *loop)
 		ev_ref(loop);
 		ev_signal_stop(loop, &shutdown_watchers[i]);
 	}
-	ev_ref(loop);
-	ev_child_stop(loop, &orphan_watcher);
 }

@@ -1,6 +1,6 @@
 /* pid1: the duties of an init. Whether the agent is PID 1 or not it must behave the same: reap every orphan
- * (libev's SIGCHLD handling is the only reaper; a pid-0 child watcher collects the statuses nobody claims),
- * act on SIGTERM/SIGINT, and never be killed by a signal it did not ask for. As PID 1 it also mounts /proc,
+ * (procmgr's SIGCHLD watcher is the one reaper, and counts the orphans), act on SIGTERM/SIGINT, and never
+ * be killed by a signal it did not ask for. As PID 1 it also mounts /proc,
  * /dev/pts and a tmpfs /tmp when they are missing and it may; otherwise it makes itself a child subreaper
  * so orphans of its descendants still come back to it. */
 #ifndef RA_PID1_H
@@ -17,7 +17,5 @@ void ra_pid1_prepare(void);
 void ra_pid1_start(struct ev_loop *loop, ra_shutdown_fn on_shutdown);
 void ra_pid1_stop(struct ev_loop *loop);
 bool ra_pid1_is_init(void);
-/* Orphans reaped since start (statuses nobody was waiting for). */
-unsigned long ra_pid1_orphans_reaped(void);
 
 #endif

@@ -13,6 +13,9 @@
 
 #include "../proto/proto.h"
 
+#define RA_EVENT_PATTERNS_MAX 16
+#define RA_EVENT_PATTERN_MAX 48
+
 typedef struct ra_out_msg {
 	struct ra_out_msg *next;
 	uint8_t *data; /* headroom bytes, then len payload bytes */
@@ -46,6 +49,12 @@ struct ra_session {
 	bool out_broken;   /* a message could not be queued (no memory): the transport closes it (1011) */
 
 	uint64_t messages_in, messages_out;
+
+	/* event subscriptions (events.c) */
+	char event_patterns[RA_EVENT_PATTERNS_MAX][RA_EVENT_PATTERN_MAX];
+	unsigned event_pattern_count;
+	/* this connection's process attachments (exec.c) */
+	void *attachments;
 };
 
 typedef enum {

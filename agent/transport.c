@@ -240,6 +240,8 @@ static int on_writable(struct lws *wsi, conn *c)
 		return -1;
 	ra_session_out_advance(s, chunk);
 	update_rx_flow(wsi, c);
+	if (s->out_bytes < RA_STREAM_QUEUE_HIGH / 2)
+		ra_dispatch_session_drained(s);
 	if (ra_session_out_head(s) || c->closing)
 		lws_callback_on_writable(wsi);
 	return 0;
@@ -251,6 +253,7 @@ static void on_closed(conn *c)
 		return;
 	ra_log(RA_LOG_INFO, "session.close", "session %llu closed (%zu open)", (unsigned long long)c->session.serial,
 	       ra_session_count() - 1);
+	ra_dispatch_session_closed(&c->session);
 	ra_session_destroy(&c->session);
 	c->is_ws = false;
 	if (agent->shutting_down && ra_session_count() == 0 && shutdown_done) {

@@ -61,6 +61,9 @@ ra_err ra_err_from_errno(int err)
 	case EISDIR:
 	case ELOOP:
 	case ERANGE:
+	case E2BIG:
+	case ENOEXEC:
+	case ENOTTY:
 		return RA_ERR_INVALID_CONFIG;
 	case EMSGSIZE:
 		return RA_ERR_MESSAGE_TOO_LARGE;

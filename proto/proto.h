@@ -17,6 +17,7 @@
 
 /* ---- error codes: the stable table of docs/protocol.md ---- */
 typedef enum {
+	RA_REPLY_LATER = -1,       /* not a wire code: the op answers later (a long-running request) */
 	RA_OK = 0,
 	RA_ERR_INVALID_CONFIG,     /* an argument or setting is wrong (the SDK's INVALID_CONFIG) */
 	RA_ERR_INVALID_MESSAGE,    /* not a decodable msgpack map, or the envelope is wrong */
@@ -93,6 +94,28 @@ bool ra_request_op_is(const ra_request *req, const char *op);
 
 /* Argument access: NULL when the key is absent. */
 const msgpack_object *ra_map_get(const msgpack_object_map *map, const char *key);
+
+/* ---- op arguments ---- */
+
+/* The reason an op failed, written by the op, sent as the error's message. */
+typedef struct {
+	char text[256];
+} ra_why;
+
+ra_err ra_fail(ra_why *why, ra_err code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Typed access to a request's arguments. Each returns RA_OK, or RA_ERR_INVALID_CONFIG with a message naming
+ * the key. `required` false: an absent (or nil) key leaves *out untouched. */
+ra_err ra_arg_u64(const ra_request *req, const char *key, bool required, uint64_t max, uint64_t *out, ra_why *why);
+ra_err ra_arg_bool(const ra_request *req, const char *key, bool *out, ra_why *why);
+/* A str without NUL bytes, copied NUL-terminated (malloc'd; *out stays NULL when absent). */
+ra_err ra_arg_cstr(const ra_request *req, const char *key, bool required, size_t max_len, char **out,
+		   ra_why *why);
+/* bin or str, not copied. */
+ra_err ra_arg_bytes(const ra_request *req, const char *key, const uint8_t **out, uint32_t *len, bool *present,
+		    ra_why *why);
+/* Copies a msgpack str into a NUL-terminated malloc'd string; NULL if it holds a NUL byte (or no memory). */
+char *ra_obj_cstr(const msgpack_object *o);
 
 /* ---- encoding ---- */
 typedef struct {

@@ -48,7 +48,8 @@ class Agent:
         self.token = token
         self.stderr_path = os.path.join(self.tmp.name, "stderr.log")
         full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23",
+                    # a small quarantine, so that memory bounds mean the same under ASan
+                    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23:quarantine_size_mb=4",
                     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
         if token is not None:
             full_env["RUNRA_AGENT_TOKEN"] = token

@@ -180,6 +180,21 @@ class WS:
         assert reply.get("type") == "reply" and reply.get("id") == rid, reply
         return reply
 
+    def run(self, **args):
+        """A foreground exec: returns (stdout, stderr, status, stream messages) once its reply arrives."""
+        rid = self.next_id
+        self.next_id += 1
+        self.send({"id": rid, "op": "exec", **args})
+        out, err, streams = bytearray(), bytearray(), []
+        while True:
+            m = self.recv_msg()
+            if m.get("type") == "stream" and m.get("id") == rid:
+                streams.append(m)
+                (out if m["stream"] == "stdout" else err).extend(m["data"])
+            elif m.get("type") == "reply" and m.get("id") == rid:
+                assert "error" not in m, m
+                return bytes(out), bytes(err), m["result"]["status"], streams
+
     def call(self, op, **args):
         reply = self.request(op, **args)
         assert "error" not in reply, reply

@@ -1,0 +1,819 @@
+/* The process table, the reaper and each process's I/O (see procmgr.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "procmgr.h"
+#include "spawn.h"
+
+struct ra_proc {
+	ra_proc *prev, *next; /* the table, oldest first */
+	char id[RA_PROC_ID_MAX + 1];
+	char *command;
+	pid_t pid;
+	ra_proc_state state;
+	bool pty;
+	int refs;
+	void *user;
+	int64_t started_unix_ms;
+	double started_mono;
+
+	ra_outbuf out[RA_STREAM_COUNT];
+	int out_fd[RA_STREAM_COUNT]; /* -1 once at EOF */
+	ev_io out_watch[RA_STREAM_COUNT];
+	uint64_t hold[RA_STREAM_COUNT];
+	uint64_t exit_offset[RA_STREAM_COUNT];
+	bool exit_offset_known[RA_STREAM_COUNT];
+	bool exit_announced;
+
+	int in_fd; /* -1: closed */
+	ev_io in_watch;
+	uint8_t *in_buf;
+	size_t in_len, in_off;
+	bool in_close_pending;
+
+	ev_timer timeout_timer;
+	ev_timer kill_timer;
+	ra_end_reason end_reason; /* why we signalled it, if we did */
+	ra_proc_exit exit;
+};
+
+static struct ev_loop *loop;
+static ra_procmgr_config config;
+static ra_proc_hooks hooks;
+static ra_proc *table_head, *table_tail;
+static size_t live_count, done_count;
+static unsigned long orphans_reaped;
+static unsigned long next_generated_id = 1;
+static ev_signal sigchld_watcher;
+static uint8_t read_buf[65536];
+
+/* Children whose exec failed were never tracked: their exit is expected, not an orphan's. */
+#define DISCARD_SLOTS 32
+static pid_t discard_pids[DISCARD_SLOTS];
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t unix_ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- table ---- */
+
+static void table_insert(ra_proc *p)
+{
+	p->prev = table_tail;
+	if (table_tail)
+		table_tail->next = p;
+	else
+		table_head = p;
+	table_tail = p;
+	live_count++;
+}
+
+static void table_remove(ra_proc *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		table_head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		table_tail = p->prev;
+}
+
+ra_proc *ra_proc_find(const char *id)
+{
+	for (ra_proc *p = table_head; p; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			return p;
+	return NULL;
+}
+
+static ra_proc *find_running_pid(pid_t pid)
+{
+	for (ra_proc *p = table_head; p; p = p->next)
+		if (p->pid == pid && p->state == RA_PROC_RUNNING)
+			return p;
+	return NULL;
+}
+
+ra_proc *ra_proc_first(void) { return table_head; }
+ra_proc *ra_proc_next(const ra_proc *p) { return p->next; }
+size_t ra_proc_count_live(void) { return live_count; }
+unsigned long ra_procmgr_orphans_reaped(void) { return orphans_reaped; }
+
+static void proc_free(ra_proc *p)
+{
+	if (hooks.on_free)
+		hooks.on_free(p, hooks.ctx);
+	for (int s = 0; s < RA_STREAM_COUNT; s++)
+		ra_outbuf_free(&p->out[s]);
+	free(p->in_buf);
+	free(p->command);
+	free(p);
+}
+
+/* Drops the oldest finished processes nobody references, down to the retention limit. */
+static void evict_done(void)
+{
+	for (ra_proc *p = table_head; p && done_count > config.max_retained;) {
+		ra_proc *next = p->next;
+		if (p->state == RA_PROC_DONE && p->refs == 0) {
+			table_remove(p);
+			done_count--;
+			proc_free(p);
+		}
+		p = next;
+	}
+}
+
+void ra_proc_ref(ra_proc *p) { p->refs++; }
+
+void ra_proc_unref(ra_proc *p)
+{
+	if (--p->refs == 0 && p->state == RA_PROC_DONE)
+		evict_done();
+}
+
+/* ---- accessors ---- */
+
+const char *ra_proc_id(const ra_proc *p) { return p->id; }
+pid_t ra_proc_pid(const ra_proc *p) { return p->pid; }
+const char *ra_proc_command(const ra_proc *p) { return p->command; }
+ra_proc_state ra_proc_get_state(const ra_proc *p) { return p->state; }
+bool ra_proc_is_pty(const ra_proc *p) { return p->pty; }
+bool ra_proc_stdin_open(const ra_proc *p) { return p->in_fd >= 0 && !p->in_close_pending; }
+int64_t ra_proc_started_unix_ms(const ra_proc *p) { return p->started_unix_ms; }
+const ra_proc_exit *ra_proc_exit_info(const ra_proc *p) { return &p->exit; }
+uint64_t ra_proc_exit_offset(const ra_proc *p, ra_stream s) { return p->exit_offset[s]; }
+const ra_outbuf *ra_proc_output(const ra_proc *p, ra_stream s) { return &p->out[s]; }
+void ra_proc_set_user(ra_proc *p, void *user) { p->user = user; }
+void *ra_proc_get_user(const ra_proc *p) { return p->user; }
+
+/* ---- lifecycle transitions ---- */
+
+static void stop_timers(ra_proc *p)
+{
+	ev_timer_stop(loop, &p->timeout_timer);
+}
+
+static bool output_open(const ra_proc *p)
+{
+	return p->out_fd[RA_STREAM_STDOUT] >= 0 || p->out_fd[RA_STREAM_STDERR] >= 0;
+}
+
+static void close_stdin(ra_proc *p)
+{
+	if (p->in_fd < 0)
+		return;
+	ev_io_stop(loop, &p->in_watch);
+	close(p->in_fd);
+	p->in_fd = -1;
+	free(p->in_buf);
+	p->in_buf = NULL;
+	p->in_len = p->in_off = 0;
+}
+
+static void maybe_done(ra_proc *p)
+{
+	if (p->state != RA_PROC_EXITED || !p->exit_announced || output_open(p))
+		return;
+	p->state = RA_PROC_DONE;
+	close_stdin(p);
+	live_count--;
+	done_count++;
+	ra_proc_ref(p); /* the hook may drop the last reference of its own */
+	if (hooks.on_done)
+		hooks.on_done(p, hooks.ctx);
+	ra_proc_unref(p);
+	evict_done();
+}
+
+/* The exit is announced once every stream has been read up to "empty" after the reap, so that all output
+ * written before the exit comes before it. */
+static void maybe_announce_exit(ra_proc *p)
+{
+	if (p->state != RA_PROC_EXITED || p->exit_announced)
+		return;
+	for (int s = 0; s < RA_STREAM_COUNT; s++)
+		if (!p->exit_offset_known[s])
+			return;
+	p->exit_announced = true;
+	ra_proc_ref(p);
+	if (hooks.on_exit)
+		hooks.on_exit(p, hooks.ctx);
+	maybe_done(p);
+	ra_proc_unref(p);
+}
+
+static void note_drained(ra_proc *p, int s)
+{
+	if (p->state == RA_PROC_EXITED && !p->exit_offset_known[s]) {
+		p->exit_offset[s] = p->out[s].total;
+		p->exit_offset_known[s] = true;
+	}
+}
+
+static void close_output(ra_proc *p, int s)
+{
+	if (p->out_fd[s] < 0)
+		return;
+	ev_io_stop(loop, &p->out_watch[s]);
+	close(p->out_fd[s]);
+	p->out_fd[s] = -1;
+	note_drained(p, s);
+}
+
+/* ---- output ---- */
+
+/* One read into the ring, within the space the readers' hold leaves. Returns >0 bytes, 0 at EOF (or the
+ * PTY's EIO once the terminal is gone), -EAGAIN when empty, -ENOBUFS when the hold leaves no space. */
+static ssize_t read_some(ra_proc *p, int s)
+{
+	size_t space = ra_outbuf_space(&p->out[s], p->hold[s]);
+	if (space == 0)
+		return -ENOBUFS;
+	size_t want = space < sizeof(read_buf) ? space : sizeof(read_buf);
+	ssize_t n = read(p->out_fd[s], read_buf, want);
+	if (n > 0) {
+		if (ra_outbuf_write(&p->out[s], read_buf, (size_t)n))
+			return -ENOMEM; /* the bytes are lost; the process is not blocked for it */
+		return n;
+	}
+	if (n == 0 || errno == EIO)
+		return 0;
+	return errno == EINTR ? -EINTR : -EAGAIN;
+}
+
+static void pump_stream(ra_proc *p, int s, unsigned max_reads)
+{
+	bool got = false;
+	for (unsigned i = 0; i < max_reads && p->out_fd[s] >= 0; i++) {
+		ssize_t n = read_some(p, s);
+		if (n > 0 || n == -ENOMEM || n == -EINTR) {
+			got |= n > 0;
+			continue;
+		}
+		if (n == 0)
+			close_output(p, s);
+		else if (n == -ENOBUFS)
+			ev_io_stop(loop, &p->out_watch[s]); /* resumed by ra_proc_set_hold */
+		else
+			note_drained(p, s);
+		break;
+	}
+	ra_proc_ref(p);
+	if (got && hooks.on_output)
+		hooks.on_output(p, hooks.ctx);
+	maybe_announce_exit(p);
+	maybe_done(p);
+	ra_proc_unref(p);
+}
+
+static void on_output_readable(struct ev_loop *l, ev_io *w, int revents)
+{
+	(void)l;
+	(void)revents;
+	ra_proc *p = w->data;
+	pump_stream(p, w == &p->out_watch[RA_STREAM_STDOUT] ? RA_STREAM_STDOUT : RA_STREAM_STDERR, 4);
+}
+
+void ra_proc_set_hold(ra_proc *p, ra_stream s, uint64_t hold)
+{
+	p->hold[s] = hold;
+	if (p->out_fd[s] >= 0 && !ev_is_active(&p->out_watch[s]) && ra_outbuf_space(&p->out[s], hold) > 0)
+		ev_io_start(loop, &p->out_watch[s]);
+}
+
+/* ---- stdin ---- */
+
+static void flush_stdin(ra_proc *p)
+{
+	while (p->in_off < p->in_len) {
+		ssize_t n = write(p->in_fd, p->in_buf + p->in_off, p->in_len - p->in_off);
+		if (n > 0) {
+			p->in_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			ev_io_start(loop, &p->in_watch);
+			return;
+		}
+		close_stdin(p); /* EPIPE: the process closed its stdin; what is queued is dropped */
+		return;
+	}
+	p->in_len = p->in_off = 0;
+	ev_io_stop(loop, &p->in_watch);
+	if (!p->in_close_pending)
+		return;
+	if (p->pty) { /* a terminal has no EOF of its own: send its EOF character */
+		static const char eof = 4;
+		ssize_t w = write(p->in_fd, &eof, 1);
+		(void)w;
+		p->in_close_pending = false;
+		return;
+	}
+	close_stdin(p);
+}
+
+static void on_stdin_writable(struct ev_loop *l, ev_io *w, int revents)
+{
+	(void)l;
+	(void)revents;
+	flush_stdin(w->data);
+}
+
+int ra_proc_write_stdin(ra_proc *p, const void *data, size_t len)
+{
+	if (p->in_fd < 0 || p->in_close_pending)
+		return -EPIPE;
+	if (p->in_off > 0 && p->in_off == p->in_len)
+		p->in_len = p->in_off = 0;
+	if (len > config.stdin_queue_cap - (p->in_len - p->in_off))
+		return -ENOBUFS;
+	if (p->in_off > 0) { /* compact before growing */
+		memmove(p->in_buf, p->in_buf + p->in_off, p->in_len - p->in_off);
+		p->in_len -= p->in_off;
+		p->in_off = 0;
+	}
+	uint8_t *grown = realloc(p->in_buf, p->in_len + len);
+	if (!grown && p->in_len + len)
+		return -ENOMEM;
+	p->in_buf = grown;
+	memcpy(p->in_buf + p->in_len, data, len);
+	p->in_len += len;
+	flush_stdin(p);
+	return 0;
+}
+
+int ra_proc_close_stdin(ra_proc *p)
+{
+	if (p->in_fd < 0)
+		return -EPIPE;
+	p->in_close_pending = true;
+	flush_stdin(p);
+	return 0;
+}
+
+/* ---- signals, timeouts ---- */
+
+int ra_proc_signal(ra_proc *p, int sig, bool group, ra_end_reason why)
+{
+	if (p->state == RA_PROC_RUNNING ? kill(group ? -p->pid : p->pid, sig) : kill(-p->pid, sig))
+		return -errno;
+	if (why != RA_END_NONE && p->end_reason == RA_END_NONE && (sig == SIGKILL || sig == SIGTERM ||
+								   sig == SIGINT || sig == SIGHUP))
+		p->end_reason = why;
+	return 0;
+}
+
+static void on_kill_timer(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)revents;
+	ra_proc *p = w->data;
+	/* The leader may be gone while its group lives on (a backgrounded child): the group is what dies. */
+	kill(-p->pid, SIGKILL);
+	ra_proc_unref(p);
+}
+
+void ra_proc_terminate(ra_proc *p, ra_end_reason why)
+{
+	ra_proc_signal(p, SIGTERM, true, why);
+	if (ev_is_active(&p->kill_timer))
+		return;
+	ra_proc_ref(p); /* held until the timer fires */
+	ev_timer_set(&p->kill_timer, config.kill_grace_ms / 1000.0, 0);
+	ev_timer_start(loop, &p->kill_timer);
+}
+
+static void on_timeout(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)revents;
+	ra_proc_terminate(w->data, RA_END_TIMEOUT);
+}
+
+int ra_proc_resize(ra_proc *p, unsigned short cols, unsigned short rows)
+{
+	if (!p->pty)
+		return -ENOTTY;
+	if (p->in_fd < 0)
+		return -EPIPE;
+	struct winsize ws = {.ws_row = rows, .ws_col = cols};
+	return ioctl(p->in_fd, TIOCSWINSZ, &ws) ? -errno : 0;
+}
+
+/* ---- the reaper ---- */
+
+static void record_exit(ra_proc *p, int status, const struct rusage *ru)
+{
+	ra_proc_exit *e = &p->exit;
+	if (WIFSIGNALED(status)) {
+		e->signal = WTERMSIG(status);
+		e->exit_code = 128 + e->signal;
+		e->core_dumped = WCOREDUMP(status);
+	} else {
+		e->exit_code = WEXITSTATUS(status);
+	}
+	e->reason = p->end_reason != RA_END_NONE ? p->end_reason : RA_END_EXITED;
+	e->started_unix_ms = p->started_unix_ms;
+	e->duration_ms = (uint64_t)((mono_now() - p->started_mono) * 1000.0);
+	e->cpu_user_ms = (uint64_t)ru->ru_utime.tv_sec * 1000 + (uint64_t)ru->ru_utime.tv_usec / 1000;
+	e->cpu_sys_ms = (uint64_t)ru->ru_stime.tv_sec * 1000 + (uint64_t)ru->ru_stime.tv_usec / 1000;
+	e->max_rss_kb = (uint64_t)ru->ru_maxrss;
+}
+
+static void proc_reaped(ra_proc *p, int status, const struct rusage *ru)
+{
+	ra_proc_ref(p); /* the hooks below may finish it */
+	stop_timers(p);
+	p->state = RA_PROC_EXITED;
+	record_exit(p, status, ru);
+	/* Read what the leader wrote before it exited; a stream whose ring is held full is read later. */
+	for (int s = 0; s < RA_STREAM_COUNT; s++) {
+		if (p->out_fd[s] < 0)
+			note_drained(p, s);
+		else
+			pump_stream(p, s, 64);
+	}
+	maybe_announce_exit(p);
+	ra_proc_unref(p);
+}
+
+static bool discard_expected(pid_t pid)
+{
+	for (int i = 0; i < DISCARD_SLOTS; i++) {
+		if (discard_pids[i] == pid) {
+			discard_pids[i] = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void on_sigchld(struct ev_loop *l, ev_signal *w, int revents)
+{
+	(void)l;
+	(void)w;
+	(void)revents;
+	for (;;) { /* SIGCHLD coalesces: reap until nothing is left */
+		int status;
+		struct rusage ru;
+		pid_t pid = wait4(-1, &status, WNOHANG, &ru);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		ra_proc *p = find_running_pid(pid);
+		if (p)
+			proc_reaped(p, status, &ru);
+		else if (!discard_expected(pid))
+			orphans_reaped++;
+	}
+}
+
+/* ---- spawning ---- */
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+typedef struct {
+	int in_r, in_w, out_r, out_w, err_r, err_w, exec_r, exec_w, pty_master;
+} spawn_fds;
+
+static void spawn_fds_close(spawn_fds *f)
+{
+	int *all[] = {&f->in_r, &f->in_w, &f->out_r, &f->out_w, &f->err_r, &f->err_w, &f->exec_r, &f->exec_w,
+		      &f->pty_master};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		close_fd(all[i]);
+}
+
+static int open_pty(spawn_fds *f, const ra_spawn_opts *o)
+{
+	f->pty_master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (f->pty_master < 0 || grantpt(f->pty_master) || unlockpt(f->pty_master))
+		return -errno;
+	char name[128];
+	if (ptsname_r(f->pty_master, name, sizeof(name)))
+		return -errno;
+	int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		return -errno;
+	struct winsize ws = {.ws_row = o->rows ? o->rows : 24, .ws_col = o->cols ? o->cols : 80};
+	ioctl(slave, TIOCSWINSZ, &ws);
+	f->in_r = slave;
+	f->out_w = dup(slave);
+	f->err_w = fcntl(slave, F_DUPFD_CLOEXEC, 0);
+	f->out_r = f->pty_master;
+	f->pty_master = -1;
+	f->in_w = fcntl(f->out_r, F_DUPFD_CLOEXEC, 0); /* stdin writes go to the master too */
+	if (f->out_w >= 0)
+		fcntl(f->out_w, F_SETFD, FD_CLOEXEC);
+	return f->out_w < 0 || f->err_w < 0 || f->in_w < 0 ? -errno : 0;
+}
+
+static int open_pipes(spawn_fds *f, const ra_spawn_opts *o)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	f->out_r = p[0], f->out_w = p[1];
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	f->err_r = p[0], f->err_w = p[1];
+	if (o->stdin_stream || o->stdin_len) {
+		if (pipe2(p, O_CLOEXEC))
+			return -errno;
+		f->in_r = p[0], f->in_w = p[1];
+	} else {
+		/* no stdin: EOF at once, so that tools that wait on an open stdin do not hang */
+		f->in_r = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (f->in_r < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int valid_id(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > RA_PROC_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		      c == '_' || c == '.' || c == ':'))
+			return 0;
+	}
+	return 1;
+}
+
+static void generate_id(char *dst)
+{
+	do
+		snprintf(dst, RA_PROC_ID_MAX + 1, "p%lu", next_generated_id++);
+	while (ra_proc_find(dst));
+}
+
+static void nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+static ra_proc *proc_new(const ra_spawn_opts *o, pid_t pid, spawn_fds *f)
+{
+	ra_proc *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->command = spawn_describe(o);
+	if (!p->command) {
+		free(p);
+		return NULL;
+	}
+	if (o->id)
+		snprintf(p->id, sizeof(p->id), "%s", o->id);
+	else
+		generate_id(p->id);
+	p->pid = pid;
+	p->pty = o->pty;
+	p->started_unix_ms = unix_ms_now();
+	p->started_mono = mono_now();
+	int fds[RA_STREAM_COUNT] = {f->out_r, f->err_r};
+	for (int s = 0; s < RA_STREAM_COUNT; s++) {
+		ra_outbuf_init(&p->out[s], config.output_cap);
+		p->hold[s] = RA_OUTBUF_NO_HOLD;
+		p->out_fd[s] = fds[s];
+		ev_io_init(&p->out_watch[s], on_output_readable, fds[s] >= 0 ? fds[s] : 0, EV_READ);
+		p->out_watch[s].data = p;
+	}
+	f->out_r = f->err_r = -1;
+	p->in_fd = f->in_w;
+	f->in_w = -1;
+	ev_io_init(&p->in_watch, on_stdin_writable, p->in_fd >= 0 ? p->in_fd : 0, EV_WRITE);
+	p->in_watch.data = p;
+	ev_timer_init(&p->timeout_timer, on_timeout, 0, 0);
+	p->timeout_timer.data = p;
+	ev_timer_init(&p->kill_timer, on_kill_timer, 0, 0);
+	p->kill_timer.data = p;
+	return p;
+}
+
+static void proc_start_io(ra_proc *p, const ra_spawn_opts *o)
+{
+	for (int s = 0; s < RA_STREAM_COUNT; s++) {
+		if (p->out_fd[s] < 0)
+			continue;
+		nonblock(p->out_fd[s]);
+		ev_io_start(loop, &p->out_watch[s]);
+	}
+	if (p->in_fd >= 0) {
+		nonblock(p->in_fd);
+		if (o->stdin_len)
+			ra_proc_write_stdin(p, o->stdin_data, o->stdin_len);
+		if (!o->stdin_stream)
+			ra_proc_close_stdin(p);
+	}
+	if (o->timeout_ms) {
+		ev_timer_set(&p->timeout_timer, (double)o->timeout_ms / 1000.0, 0);
+		ev_timer_start(loop, &p->timeout_timer);
+	}
+}
+
+static void remember_discard(pid_t pid)
+{
+	for (int i = 0; i < DISCARD_SLOTS; i++) {
+		if (discard_pids[i] == 0) {
+			discard_pids[i] = pid;
+			return;
+		}
+	}
+}
+
+/* Reads the child's report: EOF means exec succeeded (the pipe closed on exec). */
+static int wait_exec_result(int fd, ra_spawn_failure *failure)
+{
+	int report[2];
+	ssize_t n;
+	do
+		n = read(fd, report, sizeof(report));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(report)) {
+		failure->step = (spawn_step)report[0];
+		failure->err = report[1];
+		return RA_SPAWN_ERR_EXEC;
+	}
+	return 0;
+}
+
+static int spawn_checks(const ra_spawn_opts *o, ra_proc **out)
+{
+	if (o->id && !valid_id(o->id))
+		return -EINVAL;
+	if (o->id && (*out = ra_proc_find(o->id)))
+		return -EEXIST;
+	if (live_count >= config.max_live)
+		return -EAGAIN;
+	if (!o->shell_command && (!o->argv || !o->argv[0]))
+		return -EINVAL;
+	return 0;
+}
+
+int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failure)
+{
+	*out = NULL;
+	int rc = spawn_checks(o, out);
+	if (rc)
+		return rc;
+	spawn_plan plan = {0};
+	spawn_fds f = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
+	rc = spawn_plan_prepare(&plan, o, config.default_cwd);
+	if (!rc)
+		rc = o->pty ? open_pty(&f, o) : open_pipes(&f, o);
+	int ep[2];
+	if (!rc && pipe2(ep, O_CLOEXEC))
+		rc = -errno;
+	if (rc)
+		goto out;
+	f.exec_r = ep[0], f.exec_w = ep[1];
+	plan.stdin_fd = f.in_r, plan.stdout_fd = f.out_w, plan.stderr_fd = f.err_w;
+	plan.pty = o->pty;
+	plan.exec_err_fd = f.exec_w;
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (pid == 0)
+		spawn_child_exec(&plan);
+	/* parent: the child's ends must close here, or EOF never comes */
+	close_fd(&f.in_r);
+	close_fd(&f.out_w);
+	close_fd(&f.err_w);
+	close_fd(&f.exec_w);
+	rc = wait_exec_result(f.exec_r, failure);
+	if (rc) {
+		remember_discard(pid);
+		goto out;
+	}
+	ra_proc *p = proc_new(o, pid, &f);
+	if (!p) { /* the child runs without us; kill it rather than leave it unsupervised */
+		kill(-pid, SIGKILL);
+		remember_discard(pid);
+		rc = -ENOMEM;
+		goto out;
+	}
+	table_insert(p); /* before returning to the loop: the reaper will find it */
+	proc_start_io(p, o);
+	*out = p;
+out:
+	spawn_fds_close(&f);
+	spawn_plan_free(&plan);
+	return rc;
+}
+
+/* ---- module ---- */
+
+void ra_procmgr_init(struct ev_loop *l, const ra_procmgr_config *cfg, const ra_proc_hooks *h)
+{
+	loop = l;
+	config = *cfg;
+	hooks = *h;
+	ev_signal_init(&sigchld_watcher, on_sigchld, SIGCHLD);
+	ev_signal_start(loop, &sigchld_watcher);
+	ev_unref(loop); /* the reaper alone must not keep the loop running */
+}
+
+void ra_procmgr_shutdown(void)
+{
+	for (ra_proc *p = table_head; p; p = p->next)
+		if (p->state != RA_PROC_DONE)
+			kill(-p->pid, SIGKILL);
+	while (table_head) {
+		ra_proc *p = table_head;
+		for (int s = 0; s < RA_STREAM_COUNT; s++) {
+			if (p->out_fd[s] >= 0) {
+				ev_io_stop(loop, &p->out_watch[s]);
+				close(p->out_fd[s]);
+			}
+		}
+		close_stdin(p);
+		ev_timer_stop(loop, &p->timeout_timer);
+		ev_timer_stop(loop, &p->kill_timer);
+		table_remove(p);
+		proc_free(p);
+	}
+	ev_ref(loop);
+	ev_signal_stop(loop, &sigchld_watcher);
+}
+
+/* ---- signal names ---- */
+
+static const struct {
+	int sig;
+	const char *name;
+} signal_names[] = {
+	{SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},   {SIGILL, "SIGILL"},
+	{SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},     {SIGFPE, "SIGFPE"},
+	{SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"},   {SIGUSR2, "SIGUSR2"},
+	{SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},   {SIGCHLD, "SIGCHLD"},
+	{SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"},   {SIGTTIN, "SIGTTIN"},
+	{SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"},   {SIGXCPU, "SIGXCPU"},   {SIGXFSZ, "SIGXFSZ"},
+	{SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"}, {SIGIO, "SIGIO"},
+	{SIGPWR, "SIGPWR"},   {SIGSYS, "SIGSYS"},
+};
+
+const char *ra_signal_name(int sig)
+{
+	for (size_t i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++)
+		if (signal_names[i].sig == sig)
+			return signal_names[i].name;
+	return NULL;
+}
+
+int ra_signal_from_name(const char *name, size_t len)
+{
+	if (len > 0 && len <= 2 && name[0] >= '0' && name[0] <= '9') {
+		int n = 0;
+		for (size_t i = 0; i < len; i++) {
+			if (name[i] < '0' || name[i] > '9')
+				return 0;
+			n = n * 10 + (name[i] - '0');
+		}
+		return ra_signal_name(n) ? n : 0;
+	}
+	if (len > 3 && strncmp(name, "SIG", 3) == 0) {
+		name += 3;
+		len -= 3;
+	}
+	for (size_t i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++) {
+		const char *full = signal_names[i].name + 3;
+		if (strlen(full) == len && strncmp(full, name, len) == 0)
+			return signal_names[i].sig;
+	}
+	return 0;
+}

@@ -1,0 +1,424 @@
+"""Processes over the real WebSocket: exec in the foreground and background, output, exit codes, signals,
+timeouts, stdin, PTYs, reattach, backpressure, limits and bad input."""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from conftest import TOKEN
+from wsclient import WS
+
+
+def wait_for(predicate, timeout=10.0, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while we read
+        return False
+
+
+def expect_error(reply, code):
+    assert reply["type"] == "reply" and reply["error"]["code"] == code, reply
+
+
+# ---- basics ----
+
+@pytest.mark.parametrize("code", [0, 1, 2, 127, 255])
+def test_exit_codes(agent, code):
+    _, _, status, _ = agent.ws().run(cmd=f"exit {code}")
+    assert status["exitCode"] == code and status["signal"] is None and status["reason"] == "exited"
+
+
+def test_stdout_stderr_and_status_fields(agent):
+    out, err, status, _ = agent.ws().run(cmd="echo out; echo err >&2")
+    assert out == b"out\n" and err == b"err\n"
+    for key in ("proc", "pid", "command", "startedAt", "durationMs", "cpuUserMs", "cpuSysMs", "maxRssKb",
+                "stdoutBytes", "stderrBytes", "timedOut", "reason"):
+        assert key in status, key
+    assert status["stdoutBytes"] == 4 and status["stderrBytes"] == 4 and status["timedOut"] is False
+
+
+def test_killed_by_signal(agent):
+    _, _, status, _ = agent.ws().run(cmd="kill -9 $$")
+    assert status["signal"] == "SIGKILL" and status["exitCode"] == 137
+
+
+def test_argv_form_runs_without_a_shell(agent):
+    out, _, status, _ = agent.ws().run(argv=["printf", "%s|", "a b", "$HOME", "*"])
+    assert out == b"a b|$HOME|*|" and status["exitCode"] == 0
+
+
+def test_cwd_and_env(agent, tmp_path):
+    out, _, _, _ = agent.ws().run(cmd="pwd; echo $FOO; echo $PATH", cwd=str(tmp_path), env={"FOO": "bar baz"})
+    lines = out.decode().splitlines()
+    assert lines[0] == str(tmp_path) and lines[1] == "bar baz" and lines[2]
+
+
+def test_default_cwd_is_the_workdir(agent):
+    out, _, _, _ = agent.ws().run(cmd="pwd")
+    assert out.decode().strip() == agent.workdir
+
+
+def test_agent_secrets_and_settings_do_not_reach_children(agent):
+    out, _, _, _ = agent.ws().run(cmd="env")
+    assert TOKEN.encode() not in out and b"RUNRA_AGENT_" not in out
+
+
+def test_children_see_only_fds_0_1_2(agent):
+    out, _, _, _ = agent.ws().run(argv=["ls", "/proc/self/fd"])
+    fds = sorted(int(x) for x in out.split())
+    assert fds == [0, 1, 2, 3]  # 3 is ls's own handle on the directory it lists
+
+
+def test_children_start_with_default_signals_and_empty_mask(agent):
+    out, _, _, _ = agent.ws().run(argv=["cat", "/proc/self/status"])
+    fields = dict(re.findall(r"^(SigBlk|SigIgn):\s*(\w+)$", out.decode(), re.M))
+    assert int(fields["SigBlk"], 16) == 0 and int(fields["SigIgn"], 16) == 0
+
+
+def test_each_process_leads_its_own_session(agent):
+    out, _, _, _ = agent.ws().run(cmd="cat /proc/$$/stat")
+    parts = out.decode().split(")")[-1].split()
+    pid, pgrp, sid = int(out.decode().split()[0]), int(parts[2]), int(parts[3])
+    assert pgrp == pid and sid == pid
+
+
+def test_stdin_bytes_then_eof(agent):
+    data = bytes(range(256)) * 100
+    out, _, status, _ = agent.ws().run(cmd="cat", stdin=data)
+    assert out == data and status["exitCode"] == 0
+
+
+def test_stdin_is_eof_by_default(agent):
+    out, _, status, _ = agent.ws().run(cmd="cat; echo done")
+    assert out == b"done\n"
+
+
+def test_binary_output_is_byte_exact(agent, tmp_path):
+    blob = os.urandom(3 << 20)
+    (tmp_path / "blob").write_bytes(blob)
+    out, _, status, streams = agent.ws().run(argv=["cat", str(tmp_path / "blob")])
+    assert out == blob
+    offsets = [m["offset"] for m in streams if m["stream"] == "stdout"]
+    assert offsets == sorted(offsets) and offsets[0] == 0
+
+
+def test_collect_returns_output_with_truncation(agent):
+    ws = agent.ws()
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "exec", "cmd": "head -c 5000 /dev/zero; echo e >&2", "collect": True,
+             "maxOutputBytes": 1000, "stream": False})
+    reply = ws.recv_msg()
+    assert reply["id"] == rid
+    r = reply["result"]
+    assert len(r["stdout"]) == 1000 and r["stdoutTruncated"] is True
+    assert r["stderr"] == b"e\n" and r["stderrTruncated"] is False
+    assert r["status"]["stdoutBytes"] == 5000
+
+
+def test_streams_keep_their_own_order(agent):
+    out, err, _, _ = agent.ws().run(cmd="for i in $(seq 1 2000); do echo o$i; echo e$i >&2; done")
+    assert out.decode().split() == [f"o{i}" for i in range(1, 2001)]
+    assert err.decode().split() == [f"e{i}" for i in range(1, 2001)]
+
+
+# ---- background work never hangs a call ----
+
+def test_backgrounded_child_does_not_hold_the_call(agent):
+    ws = agent.ws()
+    start = time.monotonic()
+    out, _, status, _ = ws.run(cmd="sleep 1000 & echo $!")
+    assert time.monotonic() - start < 1.0
+    bg_pid = int(out)
+    assert alive(bg_pid)
+    listed = ws.call("proc.get", proc=status["proc"])["status"]
+    assert listed["state"] == "exited"  # its output is still open (the sleep holds it)
+    ws.call("proc.kill", proc=status["proc"], signal="SIGKILL")
+    wait_for(lambda: not alive(bg_pid))
+
+
+def test_server_style_background_with_redirect(agent):
+    ws = agent.ws()
+    start = time.monotonic()
+    out, _, status, _ = ws.run(cmd="sh -c 'while true; do sleep 1; done' > /dev/null 2>&1 & echo $!")
+    assert time.monotonic() - start < 1.0
+    assert alive(int(out))
+    ws.call("proc.kill", proc=status["proc"], signal="SIGTERM")
+    wait_for(lambda: not alive(int(out)))
+
+
+def test_background_exec_answers_at_once_and_can_be_listed_and_killed(agent):
+    ws = agent.ws()
+    st = ws.call("exec", cmd="sleep 1000", background=True, procId="bg-1")["status"]
+    assert st["state"] == "running" and st["proc"] == "bg-1"
+    ids = [p["proc"] for p in ws.call("proc.list")["processes"]]
+    assert "bg-1" in ids
+    assert ws.call("proc.kill", proc="bg-1")["signal"] == "SIGTERM"
+    final = ws.call("proc.wait", proc="bg-1", timeoutMs=5000)["status"]
+    assert final["signal"] == "SIGTERM" and final["reason"] == "killed"
+
+
+def test_idempotent_exec_with_the_same_proc_id(agent):
+    ws = agent.ws()
+    first = ws.call("exec", cmd="sleep 1000", background=True, procId="same")["status"]
+    again = ws.call("exec", cmd="sleep 1000", background=True, procId="same")["status"]
+    assert first["pid"] == again["pid"]
+    assert sum(p["proc"] == "same" for p in ws.call("proc.list")["processes"]) == 1
+    ws.call("proc.kill", proc="same", signal="SIGKILL")
+
+
+def test_timeout_kills_the_whole_tree(agent):
+    ws = agent.ws()
+    out, _, status, _ = ws.run(cmd="sleep 100 & echo $!; sleep 100", timeoutMs=300)
+    assert status["timedOut"] is True and status["reason"] == "timeout"
+    assert status["signal"] == "SIGTERM"
+    wait_for(lambda: not alive(int(out)))
+
+
+def test_timeout_escalates_to_sigkill(agent):
+    ws = agent.ws()
+    start = time.monotonic()
+    _, _, status, _ = ws.run(cmd="trap '' TERM; sleep 100", timeoutMs=200)
+    assert status["timedOut"] is True and status["signal"] == "SIGKILL"
+    assert 2.0 <= time.monotonic() - start < 6.0  # the documented 2 s grace
+
+
+# ---- signals, stdin streams, PTYs ----
+
+def test_kill_with_signal_names_and_numbers(agent):
+    ws = agent.ws()
+    for sig, name in (("SIGINT", "SIGINT"), ("HUP", "SIGHUP"), (15, "SIGTERM"), ("9", "SIGKILL")):
+        p = ws.call("exec", cmd="sleep 1000", background=True)["status"]["proc"]
+        assert ws.call("proc.kill", proc=p, signal=sig)["signal"] == name
+        assert ws.call("proc.wait", proc=p, timeoutMs=5000)["status"]["signal"] == name
+
+
+def test_streamed_stdin(agent):
+    ws = agent.ws()
+    p = ws.call("exec", cmd="cat", background=True, stdinStream=True)["status"]["proc"]
+    assert ws.call("proc.stdin", proc=p, data=b"hello ")["written"] == 6
+    ws.call("proc.stdin", proc=p, data="world", eof=True)
+    final = ws.call("proc.wait", proc=p, timeoutMs=5000)["status"]
+    assert final["exitCode"] == 0 and final["stdoutBytes"] == 11
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "proc.attach", "proc": p})
+    data = b""
+    while True:
+        m = ws.recv_msg()
+        if m["type"] == "stream":
+            data += m["data"]
+        else:
+            break
+    assert data == b"hello world"
+
+
+def test_pty(agent):
+    ws = agent.ws()
+    out, _, status, _ = ws.run(cmd="tty; stty size", pty={"cols": 100, "rows": 30})
+    lines = out.decode().replace("\r", "").splitlines()
+    assert lines[0].startswith("/dev/pts/") and lines[1] == "30 100"
+
+
+def test_pty_resize_is_seen(agent):
+    ws = agent.ws()
+    p = ws.call("exec", cmd="read x; stty size", pty={"cols": 80, "rows": 24}, background=True,
+                stdinStream=True)["status"]["proc"]
+    assert ws.call("proc.resize", proc=p, cols=132, rows=50) == {"cols": 132, "rows": 50}
+    ws.call("proc.stdin", proc=p, data=b"\n")
+    ws.call("proc.wait", proc=p, timeoutMs=5000)
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "proc.attach", "proc": p})
+    text = b""
+    while True:
+        m = ws.recv_msg()
+        if m["type"] != "stream":
+            break
+        text += m["data"]
+    assert b"50 132" in text
+
+
+# ---- disconnects and reattach ----
+
+def test_process_outlives_its_connection_and_reattach_replays_missed_output(agent):
+    ws = agent.ws()
+    ws.send({"id": 1, "op": "exec", "cmd": "for i in 1 2 3 4 5; do echo line$i; sleep 0.1; done",
+             "procId": "re"})
+    first = ws.recv_msg()
+    assert first["type"] == "stream" and first["offset"] == 0
+    seen = len(first["data"])
+    ws.close()
+    time.sleep(0.8)
+    ws2 = agent.ws()
+    rid = ws2.next_id
+    ws2.next_id += 1
+    ws2.send({"id": rid, "op": "proc.attach", "proc": "re", "stdoutOffset": seen})
+    rest = b""
+    while True:
+        m = ws2.recv_msg()
+        if m["type"] == "stream":
+            assert m["offset"] == seen + len(rest) and "lost" not in m
+            rest += m["data"]
+        else:
+            assert m["result"]["status"]["exitCode"] == 0 and m["result"]["stdoutLost"] == 0
+            break
+    assert first["data"] + rest == b"".join(b"line%d\n" % i for i in range(1, 6))
+
+
+def test_reattach_reports_lost_output(make_agent):
+    a = make_agent(args=["--output-buffer-bytes", "4096"])
+    ws = a.ws()
+    ws.call("exec", cmd="head -c 10000 /dev/zero | tr '\\0' x", background=True, procId="big")
+    ws.call("proc.wait", proc="big", timeoutMs=5000)
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "proc.attach", "proc": "big", "stdoutOffset": 0})
+    first = ws.recv_msg()
+    assert first["offset"] == 10000 - 4096 and first["lost"] == 10000 - 4096
+    while True:
+        m = ws.recv_msg()
+        if m["type"] == "reply":
+            assert m["result"]["stdoutLost"] == 10000 - 4096
+            break
+
+
+def test_kill_on_disconnect(agent):
+    ws = agent.ws()
+    st = ws.call("exec", cmd="sleep 1000", background=True, killOnDisconnect=True)["status"]
+    ws.close()
+    wait_for(lambda: not alive(st["pid"]))
+    final = agent.ws().call("proc.get", proc=st["proc"])["status"]
+    assert final["reason"] == "clientGone"
+
+
+def test_events_started_and_completed(agent):
+    watcher = agent.ws()
+    assert watcher.call("subscribe", events=["exec.*"])["events"] == ["exec.*"]
+    agent.ws().run(cmd="exit 4", procId="ev")
+    events = [watcher.recv_msg() for _ in range(2)]
+    assert [e["event"] for e in events] == ["exec.started", "exec.completed"]
+    assert events[0]["proc"] == "ev" and events[1]["status"]["exitCode"] == 4
+    assert events[1]["seq"] > events[0]["seq"] and events[0]["type"] == "event"
+
+
+# ---- bounded memory, backpressure ----
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def test_slow_reader_throttles_the_process_not_the_agent(agent):
+    ws = agent.ws()
+    ws.send({"id": 1, "op": "exec", "cmd": "yes", "procId": "yes"})
+    time.sleep(1.5)  # never read: the agent must stop reading yes' pipe
+    before = rss_kb(agent.proc.pid)
+    time.sleep(1.0)
+    after = rss_kb(agent.proc.pid)
+    probe = agent.ws()
+    status = probe.call("proc.get", proc="yes")["status"]
+    assert status["state"] == "running"  # throttled, not killed
+    produced = status["stdoutBytes"]
+    time.sleep(0.5)
+    assert probe.call("proc.get", proc="yes")["status"]["stdoutBytes"] - produced < (8 << 20)
+    assert after - before < 16 << 10, (before, after)
+    probe.call("proc.kill", proc="yes", signal="SIGKILL")
+
+
+def test_large_output_streams_with_bounded_memory(agent):
+    ws = agent.ws()
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "exec", "cmd": "head -c 104857600 /dev/zero"})
+    total = 0
+    peak = 0
+    while True:
+        m = ws.recv_msg()
+        if m["type"] == "stream":
+            assert m["offset"] == total
+            total += len(m["data"])
+            if total % (8 << 20) < 65536:
+                peak = max(peak, rss_kb(agent.proc.pid))
+        else:
+            break
+    assert total == 100 << 20 and m["result"]["status"]["stdoutBytes"] == total
+    assert peak < 96 << 10, peak  # KiB: buffers are capped, output is never all in memory
+
+
+def test_max_processes(make_agent):
+    a = make_agent(args=["--max-processes", "3"])
+    ws = a.ws()
+    for _ in range(3):
+        ws.call("exec", cmd="sleep 1000", background=True)
+    expect_error(ws.request("exec", cmd="true"), "RESOURCE_EXHAUSTED")
+    assert ws.request("exec", cmd="true")["error"]["retryable"] is True
+
+
+# ---- bad input ----
+
+@pytest.mark.parametrize("args,code", [
+    ({"cmd": "true", "user": "no-such-user-xyz"}, "NOT_FOUND"),
+    ({"cmd": "true", "cwd": "/no/such/dir"}, "NOT_FOUND"),
+    ({"cmd": "true", "cwd": "relative"}, "INVALID_CONFIG"),
+    ({"argv": ["/no/such/program"]}, "NOT_FOUND"),
+    ({"argv": ["no-such-program-xyz"]}, "NOT_FOUND"),
+    ({"argv": ["/etc/passwd"]}, "PERMISSION_DENIED"),
+    ({"cmd": "true", "env": {"BIG": "x" * (300 << 10)}}, "INVALID_CONFIG"),
+    ({"cmd": "true", "env": {"A=B": "x"}}, "INVALID_CONFIG"),
+    ({"cmd": "true", "timeoutMs": -5}, "INVALID_CONFIG"),
+    ({"cmd": "true", "timeoutMs": "soon"}, "INVALID_CONFIG"),
+    ({"cmd": "a\0b"}, "INVALID_CONFIG"),
+    ({}, "INVALID_CONFIG"),
+    ({"cmd": "true", "argv": ["true"]}, "INVALID_CONFIG"),
+    ({"argv": []}, "INVALID_CONFIG"),
+    ({"argv": [1, 2]}, "INVALID_CONFIG"),
+    ({"cmd": "true", "procId": "bad id with spaces"}, "INVALID_CONFIG"),
+    ({"cmd": "true", "pty": {"cols": 0}}, "INVALID_CONFIG"),
+])
+def test_bad_exec_arguments(agent, args, code):
+    ws = agent.ws()
+    expect_error(ws.request("exec", **args), code)
+    assert ws.call("ping")["pong"]
+
+
+def test_bad_proc_op_arguments(agent):
+    ws = agent.ws()
+    expect_error(ws.request("proc.kill", proc="nope"), "NOT_FOUND")
+    p = ws.call("exec", cmd="sleep 1000", background=True)["status"]["proc"]
+    expect_error(ws.request("proc.kill", proc=p, signal="SIGNOPE"), "INVALID_CONFIG")
+    expect_error(ws.request("proc.kill", proc=p, signal=99), "INVALID_CONFIG")
+    expect_error(ws.request("proc.stdin", proc=p, data=b"x"), "INVALID_CONFIG")  # stdin not open
+    expect_error(ws.request("proc.resize", proc=p, cols=10, rows=10), "INVALID_CONFIG")  # no pty
+    expect_error(ws.request("proc.get"), "INVALID_CONFIG")
+    expect_error(ws.request("proc.wait", proc=p, timeoutMs=100), "TIMEOUT")
+    ws.call("proc.kill", proc=p, signal="SIGKILL")
+
+
+def test_user_switch(agent):
+    out, _, status, _ = agent.ws().run(cmd="id -u; id -g; echo $HOME $USER", user="nobody", cwd="/")
+    lines = out.decode().split("\n")
+    assert lines[0] == "65534" and lines[2].endswith("nobody")
+    out, _, _, _ = agent.ws().run(cmd="id -u", user=65534, cwd="/")
+    assert out.strip() == b"65534"
+
+
+def test_failed_setup_step_is_named(agent):
+    # the workdir is private to root: nobody cannot enter it, and the error says so
+    os.chmod(agent.workdir, 0o700)
+    reply = agent.ws().request("exec", cmd="true", user="nobody")
+    expect_error(reply, "PERMISSION_DENIED")
+    assert "chdir" in reply["error"]["message"] and agent.workdir in reply["error"]["message"]
