@@ -1,66 +1,75 @@
+/* The debug client's connection layer: libwebsockets' client side on a libev loop, an outbound queue (one
+ * lws_write per writable callback), reassembly of inbound messages, and the shared output helpers. The
+ * commands themselves are in client_cmds.c. */
 #include "client.h"
 
-#include <ev.h>
 #include <getopt.h>
 #include <libwebsockets.h>
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../proto/proto.h"
 #include "../proto/ra_limits.h"
-#include "agent.h"
+#include "client_internal.h"
 #include "config.h"
+#include "log.h"
 
 #define DEFAULT_URL "ws://127.0.0.1:49200"
-#define CLIENT_MAX_MESSAGE RA_SESSION_OUT_QUEUE_CAP /* the largest message the agent may send */
-#define REQUEST_ID 1
 
-typedef enum { CMD_HEALTH, CMD_PING, CMD_INFO } client_cmd;
+typedef struct out_msg {
+	struct out_msg *next;
+	ra_enc enc;
+} out_msg;
 
-typedef struct {
-	client_cmd cmd;
+static struct {
+	const client_command *cmd;
 	bool json;
 	char url[512];
 	const char *token;
-	/* connection */
 	char address[300];
 	int port;
 	char path[200];
 	struct lws_context *context;
+	struct lws *wsi;
+	struct ev_loop *loop;
 	ev_timer timeout;
-	double sent_at;
-	bool request_pending; /* ready received, request not yet written */
+	out_msg *out_head, *out_tail;
 	ra_buf inbox;
+	bool ready;
 	int exit_code;
 	bool finished;
-} client_state;
+} st;
 
-static client_state st;
+bool client_json(void) { return st.json; }
+const char *client_url(void) { return st.url; }
+struct ev_loop *client_loop(void) { return st.loop; }
 
 bool ra_client_is_command(const char *cmd)
 {
-	return strcmp(cmd, "health") == 0 || strcmp(cmd, "ping") == 0 || strcmp(cmd, "info") == 0;
+	for (const client_command *c = client_commands; c->name; c++)
+		if (strcmp(c->name, cmd) == 0)
+			return true;
+	return false;
 }
 
-static double now_s(void)
+double client_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void finish(int code)
+void client_finish(int code)
 {
 	if (st.finished)
 		return;
 	st.finished = true;
 	st.exit_code = code;
-	ev_break(EV_DEFAULT, EVBREAK_ALL);
+	ev_break(st.loop, EVBREAK_ALL);
 }
 
-static void fail(const char *code, const char *message)
+void client_fail(const char *code, const char *message)
 {
 	if (st.finished)
 		return;
@@ -68,13 +77,31 @@ static void fail(const char *code, const char *message)
 		char esc[1024];
 		ra_json_escape(esc, 0, sizeof(esc), message, strlen(message));
 		fprintf(stderr, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, esc);
-	} else
-		fprintf(stderr, "runra-agent %s: %s: %s\n", st.cmd == CMD_HEALTH ? "health" : st.cmd == CMD_PING ? "ping" : "info",
-			code, message);
-	finish(1);
+	} else {
+		fprintf(stderr, "runra-agent %s: %s: %s\n", st.cmd->name, code, message);
+	}
+	client_finish(1);
 }
 
-/* ---- msgpack → JSON, for --json and for human output of nested values ---- */
+void client_report_error(const msgpack_object *err)
+{
+	const msgpack_object *code = err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "code") : NULL;
+	const msgpack_object *msg = err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "message") : NULL;
+	char c[64] = "INTERNAL", m[600] = "no message";
+	if (code && code->type == MSGPACK_OBJECT_STR)
+		snprintf(c, sizeof(c), "%.*s", (int)code->via.str.size, code->via.str.ptr);
+	if (msg && msg->type == MSGPACK_OBJECT_STR)
+		snprintf(m, sizeof(m), "%.*s", (int)msg->via.str.size, msg->via.str.ptr);
+	client_fail(c, m);
+}
+
+bool client_str_is(const msgpack_object *o, const char *s)
+{
+	return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
+	       memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+/* ---- msgpack → JSON ---- */
 
 static void print_json_string(FILE *out, const char *s, size_t n)
 {
@@ -90,7 +117,26 @@ static void print_json_string(FILE *out, const char *s, size_t n)
 	fputc('"', out);
 }
 
-static void print_json(FILE *out, const msgpack_object *o)
+static void print_json_container(FILE *out, const msgpack_object *o)
+{
+	bool map = o->type == MSGPACK_OBJECT_MAP;
+	uint32_t n = map ? o->via.map.size : o->via.array.size;
+	fputc(map ? '{' : '[', out);
+	for (uint32_t i = 0; i < n; i++) {
+		if (i)
+			fputc(',', out);
+		if (map) {
+			client_print_json(out, &o->via.map.ptr[i].key);
+			fputc(':', out);
+			client_print_json(out, &o->via.map.ptr[i].val);
+		} else {
+			client_print_json(out, &o->via.array.ptr[i]);
+		}
+	}
+	fputc(map ? '}' : ']', out);
+}
+
+void client_print_json(FILE *out, const msgpack_object *o)
 {
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL: fputs("null", out); break;
@@ -103,124 +149,88 @@ static void print_json(FILE *out, const msgpack_object *o)
 	case MSGPACK_OBJECT_BIN: fprintf(out, "\"<%u bytes>\"", o->via.bin.size); break;
 	case MSGPACK_OBJECT_EXT: fprintf(out, "\"<ext %d, %u bytes>\"", o->via.ext.type, o->via.ext.size); break;
 	case MSGPACK_OBJECT_ARRAY:
-		fputc('[', out);
-		for (uint32_t i = 0; i < o->via.array.size; i++) {
-			if (i)
-				fputc(',', out);
-			print_json(out, &o->via.array.ptr[i]);
-		}
-		fputc(']', out);
-		break;
-	case MSGPACK_OBJECT_MAP:
-		fputc('{', out);
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
-			if (i)
-				fputc(',', out);
-			print_json(out, &o->via.map.ptr[i].key);
-			fputc(':', out);
-			print_json(out, &o->via.map.ptr[i].val);
-		}
-		fputc('}', out);
-		break;
+	case MSGPACK_OBJECT_MAP: print_json_container(out, o); break;
 	}
 }
 
-/* ---- replies ---- */
+/* ---- outbound queue ---- */
 
-static void print_result(const msgpack_object *result, double rtt_ms)
+ra_enc *client_request(uint64_t id, const char *op, uint32_t args)
 {
-	if (st.json) {
-		printf("{\"rttMs\":%.3f,\"result\":", rtt_ms);
-		print_json(stdout, result);
-		printf("}\n");
+	out_msg *m = calloc(1, sizeof(*m));
+	if (!m) {
+		client_fail("RESOURCE_EXHAUSTED", "out of memory");
+		return NULL;
+	}
+	ra_enc_init(&m->enc, LWS_PRE, RA_SESSION_OUT_QUEUE_CAP);
+	ra_enc_map(&m->enc, 2 + args);
+	ra_enc_str(&m->enc, "id");
+	ra_enc_u64(&m->enc, id);
+	ra_enc_str(&m->enc, "op");
+	ra_enc_str(&m->enc, op);
+	return &m->enc;
+}
+
+void client_send(ra_enc *e)
+{
+	if (!e)
 		return;
-	}
-	if (st.cmd == CMD_PING) {
-		printf("pong from %s in %.3f ms\n", st.url, rtt_ms);
-		return;
-	}
-	for (uint32_t i = 0; result->type == MSGPACK_OBJECT_MAP && i < result->via.map.size; i++) {
-		const msgpack_object_kv *kv = &result->via.map.ptr[i];
-		printf("%.*s: ", (int)kv->key.via.str.size, kv->key.via.str.ptr);
-		if (kv->val.type == MSGPACK_OBJECT_STR)
-			printf("%.*s", (int)kv->val.via.str.size, kv->val.via.str.ptr);
-		else
-			print_json(stdout, &kv->val);
-		putchar('\n');
-	}
+	out_msg *m = (out_msg *)((char *)e - offsetof(out_msg, enc));
+	if (st.out_tail)
+		st.out_tail->next = m;
+	else
+		st.out_head = m;
+	st.out_tail = m;
+	if (st.wsi)
+		lws_callback_on_writable(st.wsi);
 }
 
-static void report_error(const msgpack_object *err)
+static int write_next(struct lws *wsi)
 {
-	const msgpack_object *code = err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "code") : NULL;
-	const msgpack_object *msg = err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "message") : NULL;
-	char c[64] = "INTERNAL", m[600] = "no message";
-	if (code && code->type == MSGPACK_OBJECT_STR)
-		snprintf(c, sizeof(c), "%.*s", (int)code->via.str.size, code->via.str.ptr);
-	if (msg && msg->type == MSGPACK_OBJECT_STR)
-		snprintf(m, sizeof(m), "%.*s", (int)msg->via.str.size, msg->via.str.ptr);
-	fail(c, m);
+	out_msg *m = st.out_head;
+	if (!m)
+		return 0;
+	st.out_head = m->next;
+	if (!st.out_head)
+		st.out_tail = NULL;
+	int n = lws_write(wsi, ra_buf_payload(&m->enc.buf), m->enc.buf.len, LWS_WRITE_BINARY);
+	ra_enc_free(&m->enc);
+	free(m);
+	if (st.out_head)
+		lws_callback_on_writable(wsi);
+	return n < 0 ? -1 : 0;
 }
 
-static bool str_is(const msgpack_object *o, const char *s)
-{
-	return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-	       memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
-}
+/* ---- inbound ---- */
 
-static void handle_message(struct lws *wsi, const uint8_t *buf, size_t len)
+static void handle_message(const uint8_t *buf, size_t len)
 {
 	msgpack_unpacked up;
 	msgpack_unpacked_init(&up);
 	size_t off = 0;
-	if (ra_scan(buf, len) != RA_SCAN_OK || msgpack_unpack_next(&up, (const char *)buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+	if (ra_scan(buf, len) != RA_SCAN_OK ||
+	    msgpack_unpack_next(&up, (const char *)buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
 	    up.data.type != MSGPACK_OBJECT_MAP) {
-		fail("INVALID_MESSAGE", "the agent sent a message that is not a msgpack map");
-		goto out;
+		client_fail("INVALID_MESSAGE", "the agent sent a message that is not a msgpack map");
+	} else if (!st.ready && client_str_is(ra_map_get(&up.data.via.map, "type"), "ready")) {
+		st.ready = true;
+		if (st.cmd->no_timeout)
+			ev_timer_stop(st.loop, &st.timeout);
+		st.cmd->start();
+	} else if (st.ready) {
+		st.cmd->on_message(&up.data.via.map);
 	}
-	const msgpack_object_map *map = &up.data.via.map;
-	const msgpack_object *type = ra_map_get(map, "type");
-	if (str_is(type, "ready")) {
-		st.request_pending = true;
-		lws_callback_on_writable(wsi);
-	} else if (str_is(type, "reply")) {
-		const msgpack_object *err = ra_map_get(map, "error");
-		const msgpack_object *result = ra_map_get(map, "result");
-		if (err)
-			report_error(err);
-		else if (result) {
-			print_result(result, (now_s() - st.sent_at) * 1000.0);
-			finish(0);
-		}
-	}
-out:
 	msgpack_unpacked_destroy(&up);
-}
-
-static int write_request(struct lws *wsi)
-{
-	ra_enc e;
-	ra_enc_init(&e, LWS_PRE, 4096);
-	ra_enc_map(&e, 2);
-	ra_enc_str(&e, "id");
-	ra_enc_u64(&e, REQUEST_ID);
-	ra_enc_str(&e, "op");
-	ra_enc_str(&e, st.cmd == CMD_PING ? "ping" : "info");
-	st.request_pending = false;
-	st.sent_at = now_s();
-	int n = lws_write(wsi, ra_buf_payload(&e.buf), e.buf.len, LWS_WRITE_BINARY);
-	ra_enc_free(&e);
-	return n < 0 ? -1 : 0;
 }
 
 static int on_receive(struct lws *wsi, const void *in, size_t len)
 {
 	if (ra_buf_append(&st.inbox, in, len)) {
-		fail("MESSAGE_TOO_LARGE", "the agent's message is too large for this client");
+		client_fail("MESSAGE_TOO_LARGE", "the agent's message is too large for this client");
 		return -1;
 	}
 	if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
-		handle_message(wsi, ra_buf_payload(&st.inbox), st.inbox.len);
+		handle_message(ra_buf_payload(&st.inbox), st.inbox.len);
 		ra_buf_reset(&st.inbox);
 	}
 	return 0;
@@ -232,36 +242,16 @@ static void on_connection_error(struct lws *wsi, const char *why)
 	char msg[300];
 	snprintf(msg, sizeof(msg), "cannot connect to %s: %s", st.url, why ? why : "connection failed");
 	if (status == 401 || (why && strstr(why, "401")))
-		fail("UNAUTHENTICATED", "the agent refused the token (HTTP 401)");
+		client_fail("UNAUTHENTICATED", "the agent refused the token (HTTP 401)");
 	else
-		fail("UNAVAILABLE", msg);
+		client_fail("UNAVAILABLE", msg);
 }
 
 static int on_http_body(const char *in, size_t len)
 {
 	if (ra_buf_append(&st.inbox, in, len))
-		fail("MESSAGE_TOO_LARGE", "health response too large");
+		client_fail("MESSAGE_TOO_LARGE", "health response too large");
 	return 0;
-}
-
-static void on_http_complete(struct lws *wsi)
-{
-	int status = (int)lws_http_client_http_response(wsi);
-	const char *body = st.inbox.len ? (const char *)ra_buf_payload(&st.inbox) : "";
-	int n = (int)st.inbox.len;
-	while (n && body[n - 1] == '\n')
-		n--;
-	if (status != 200) {
-		char msg[200];
-		snprintf(msg, sizeof(msg), "HTTP %d: %.*s", status, n > 150 ? 150 : n, body);
-		fail("UNAVAILABLE", msg);
-		return;
-	}
-	if (st.json)
-		printf("%.*s\n", n, body);
-	else
-		printf("healthy: %.*s\n", n, body);
-	finish(0);
 }
 
 static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -275,15 +265,20 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		unsigned char **p = (unsigned char **)in, *end = (*p) + len;
 		return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)value, n, p, end);
 	}
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		st.wsi = wsi;
+		return 0;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		st.wsi = NULL;
 		on_connection_error(wsi, in);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		return on_receive(wsi, in, len);
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		return st.request_pending ? write_request(wsi) : 0;
+		return write_next(wsi);
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		fail("UNAVAILABLE", "the agent closed the connection");
+		st.wsi = NULL;
+		client_fail("UNAVAILABLE", "the agent closed the connection");
 		return 0;
 	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
 		char buf[LWS_PRE + 2048], *px = buf + LWS_PRE;
@@ -293,11 +288,11 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
 		return on_http_body(in, len);
 	case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
-		on_http_complete(wsi);
+		client_health_result((int)lws_http_client_http_response(wsi),
+				     st.inbox.len ? (const char *)ra_buf_payload(&st.inbox) : "", st.inbox.len);
 		return 0;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-		if (!st.finished)
-			fail("UNAVAILABLE", "the agent closed the connection");
+		client_fail("UNAVAILABLE", "the agent closed the connection");
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -335,7 +330,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)w;
 	(void)revents;
-	fail("TIMEOUT", "no answer from the agent in time");
+	client_fail("TIMEOUT", "no answer from the agent in time");
 }
 
 static int connect_agent(void)
@@ -348,7 +343,7 @@ static int connect_agent(void)
 	ci.host = st.address[0] == '+' ? "localhost" : st.address;
 	ci.origin = ci.host;
 	ci.local_protocol_name = "runra-client"; /* binds our callback, or lws swallows HTTP bodies */
-	if (st.cmd == CMD_HEALTH) {
+	if (st.cmd->http_health) {
 		ci.path = "/healthz";
 		ci.method = "GET";
 	} else {
@@ -360,54 +355,50 @@ static int connect_agent(void)
 
 static int usage(FILE *out, int code)
 {
-	fprintf(out, "usage: runra-agent health|ping|info [--url URL] [--token TOKEN] [--json]\n"
-			"  --url    agent address: ws://HOST:PORT or unix:/path [RUNRA_AGENT_URL], default %s\n"
-			"  --token  bearer token [RUNRA_AGENT_TOKEN]\n"
-			"  --json   machine-readable output\n",
-		DEFAULT_URL);
+	fprintf(out,
+		"usage: runra-agent %s\n"
+		"common options:\n"
+		"  --url URL    agent address: ws://HOST:PORT or unix:/path [RUNRA_AGENT_URL], default %s\n"
+		"  --token T    bearer token [RUNRA_AGENT_TOKEN]\n"
+		"  --json       machine-readable output\n",
+		st.cmd->usage, DEFAULT_URL);
 	return code;
 }
 
-static int parse_args(int argc, char **argv)
+/* Pulls the common options out of argv, leaving the command's own; returns the count left (or -1/-2). */
+static int take_common_options(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"url", required_argument, NULL, 'u'},
-						 {"token", required_argument, NULL, 't'},
-						 {"json", no_argument, NULL, 'j'},
-						 {"help", no_argument, NULL, 'h'},
-						 {NULL, 0, NULL, 0}};
-	st.cmd = strcmp(argv[0], "health") == 0 ? CMD_HEALTH : strcmp(argv[0], "ping") == 0 ? CMD_PING : CMD_INFO;
 	const char *url = getenv("RUNRA_AGENT_URL");
 	st.token = getenv("RUNRA_AGENT_TOKEN");
-	optind = 1;
-	opterr = 0;
-	int opt;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'u': url = optarg; break;
-		case 't': st.token = optarg; break;
-		case 'j': st.json = true; break;
-		case 'h': return 1;
-		default: return -1;
+	int kept = 1;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[kept++] = argv[i++];
+			break;
 		}
+		bool has_value = i + 1 < argc;
+		if (strcmp(argv[i], "--url") == 0 && has_value)
+			url = argv[++i];
+		else if (strcmp(argv[i], "--token") == 0 && has_value)
+			st.token = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0)
+			st.json = true;
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return -2;
+		else
+			argv[kept++] = argv[i];
 	}
-	if (optind < argc)
-		return -1;
+	argv[kept] = NULL;
 	snprintf(st.url, sizeof(st.url), "%s", url && *url ? url : DEFAULT_URL);
-	return 0;
+	return kept;
 }
 
-int ra_client_main(int argc, char **argv)
+static int run_loop(void)
 {
-	int parsed = parse_args(argc, argv);
-	if (parsed)
-		return parsed > 0 ? usage(stdout, 0) : usage(stderr, 2);
-	if (parse_url()) {
-		fprintf(stderr, "runra-agent: INVALID_CONFIG: cannot parse --url '%s'\n", st.url);
-		return 2;
-	}
 	lws_set_log_level(getenv("RA_LWS_DEBUG") ? 0xff : 0, NULL);
-	struct ev_loop *loop = ev_default_loop(EVFLAG_NOENV);
-	void *loops[1] = {loop};
+	st.loop = ev_default_loop(EVFLAG_NOENV);
+	void *loops[1] = {st.loop};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
@@ -420,16 +411,40 @@ int ra_client_main(int argc, char **argv)
 		fprintf(stderr, "runra-agent: INTERNAL: cannot create the client context\n");
 		return 1;
 	}
-	ra_buf_init(&st.inbox, 0, CLIENT_MAX_MESSAGE);
+	ra_buf_init(&st.inbox, 0, RA_SESSION_OUT_QUEUE_CAP);
 	st.exit_code = 1;
 	ev_timer_init(&st.timeout, on_timeout, RA_CLIENT_TIMEOUT_MS / 1000.0, 0);
-	ev_timer_start(loop, &st.timeout);
+	ev_timer_start(st.loop, &st.timeout);
 	if (connect_agent())
-		fail("UNAVAILABLE", "cannot start the connection");
+		client_fail("UNAVAILABLE", "cannot start the connection");
 	else
-		ev_run(loop, 0);
-	ev_timer_stop(loop, &st.timeout);
+		ev_run(st.loop, 0);
+	ev_timer_stop(st.loop, &st.timeout);
 	lws_context_destroy(st.context);
 	ra_buf_free(&st.inbox);
+	while (st.out_head) {
+		out_msg *m = st.out_head;
+		st.out_head = m->next;
+		ra_enc_free(&m->enc);
+		free(m);
+	}
 	return st.exit_code;
+}
+
+int ra_client_main(int argc, char **argv)
+{
+	for (const client_command *c = client_commands; c->name; c++)
+		if (strcmp(c->name, argv[0]) == 0)
+			st.cmd = c;
+	int left = take_common_options(argc, argv);
+	if (left == -2)
+		return usage(stdout, 0);
+	int rc = st.cmd->parse(left, argv);
+	if (rc)
+		return rc == 1 ? usage(stdout, 0) : usage(stderr, 2);
+	if (parse_url()) {
+		fprintf(stderr, "runra-agent: INVALID_CONFIG: cannot parse --url '%s'\n", st.url);
+		return 2;
+	}
+	return run_loop();
 }

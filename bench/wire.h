@@ -10,23 +10,33 @@
 /* One message frame we send: 2 header bytes + 4 mask bytes + 21 msgpack bytes. */
 #define PING_FRAME_BYTES 27
 #define CONN_BUF_BYTES 65536
+/* Enough for several stream messages (64 KiB of output + ~60 bytes each) per read(). */
+#define CONN_BIG_BUF_BYTES (256u << 10)
 
 /* A client connection. echo: the peer is the TCP echo server, so there is no handshake and what comes back
  * is our own masked frame; it goes through the same parser as the agent's replies. */
 typedef struct {
 	int fd;
 	bool echo;
-	uint8_t buf[CONN_BUF_BYTES];
+	uint8_t *buf;
+	size_t cap;
 	size_t off, len; /* buf[off..len) is not parsed yet */
-	uint64_t want_id; /* the id of the ping in flight (0: none) */
+	/* A message that came in fragments is reassembled in place at buf[frag_at..frag_at+frag_len). */
+	bool in_frag;
+	size_t frag_at, frag_len;
+	uint64_t want_id; /* the id of the request in flight (0: none) */
 } conn;
 
-/* What a message holds, as far as we care. type is not NUL-terminated. */
+/* What a message holds, as far as we care. Strings are not NUL-terminated; pointers stay valid until the
+ * next conn_next or conn_fill. */
 typedef struct {
-	bool has_id;
-	uint64_t id;
-	const char *type;
-	size_t type_len;
+	bool has_id, has_offset;
+	uint64_t id, offset;
+	const char *type, *stream;
+	size_t type_len, stream_len;
+	const uint8_t *data; /* "data" (bin) */
+	size_t data_len;
+	const uint8_t *result, *end; /* the raw "result" value (NULL: none), and the end of the message */
 } msg_info;
 
 uint64_t now_ns(void);
@@ -35,9 +45,14 @@ void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 int tcp_connect(uint16_t port); /* blocking, TCP_NODELAY; -1 with errno when refused */
 void write_all(int fd, const void *p, size_t n);
 
-/* Opens a connection: for the agent, the upgrade and the wait for the ready message; token NULL means echo. */
+/* Opens a connection: for the agent, the upgrade and the wait for the ready message; token NULL means echo.
+ * conn_open_sized takes the buffer size: the largest message it can hold. */
 void conn_open(conn *c, uint16_t port, const char *token);
+void conn_open_sized(conn *c, uint16_t port, const char *token, size_t cap);
+void conn_close(conn *c);
 void conn_send_ping(conn *c, uint64_t id);
+/* {"id": id, "op": "exec", "argv": [argv...]} or, with argv NULL, {"id", "op": "exec", "cmd": cmd}. */
+void conn_send_exec(conn *c, uint64_t id, const char *const *argv, const char *cmd);
 /* One read(); false at EOF. Nonblocking callers get true and nothing new on EAGAIN. */
 bool conn_fill(conn *c);
 /* Takes the next complete data message out of buf into *m: 1 got one, 0 need more bytes. Answers PINGs and
@@ -45,6 +60,11 @@ bool conn_fill(conn *c);
 int conn_next(conn *c, msg_info *m);
 /* Dies unless m is the reply to the ping in flight (right id, and no "type" other than "reply"). */
 void check_reply(conn *c, const msg_info *m);
+bool msg_is(const msg_info *m, const char *type);
+/* An unsigned integer in the reply's result, under a path of map keys (NULL-terminated); false if absent. */
+bool msg_result_uint(const msg_info *m, const char *const *path, uint64_t *out);
+/* Dies unless m is the reply to the exec in flight and says exit code 0 with no output lost. */
+void check_exec_reply(conn *c, const msg_info *m);
 /* Blocking: sends ping id and waits for its reply. */
 void conn_ping(conn *c, uint64_t id);
 

@@ -1,6 +1,7 @@
 """The debug client subcommands against a running agent: output for people and --json, exit codes, errors on
 stderr with their protocol code."""
 import json
+import os
 import subprocess
 
 from conftest import AGENT_BIN, TOKEN, free_port
@@ -50,3 +51,56 @@ def test_unreachable_agent_is_unavailable():
 def test_bad_usage_exits_2():
     assert client("ping", "--url", "ftp://x").returncode == 2
     assert client("ping", "--bogus").returncode == 2
+
+
+def env_for(agent):
+    return {"RUNRA_AGENT_URL": url(agent), "RUNRA_AGENT_TOKEN": TOKEN}
+
+
+def test_exec_streams_and_exits_with_the_process_code(agent):
+    r = client("exec", "--", "echo out; echo err >&2; exit 7", env=env_for(agent))
+    assert r.returncode == 7 and r.stdout == "out\n" and r.stderr == "err\n"
+    r = client("exec", "--", "kill -TERM $$", env=env_for(agent))
+    assert r.returncode == 128 + 15
+
+
+def test_exec_argv_cwd_env_timeout(agent, tmp_path):
+    r = client("exec", "--cwd", str(tmp_path), "--env", "A=1 2", "--", "sh", "-c", 'echo "$A" $(pwd)',
+               env=env_for(agent))
+    assert r.returncode == 0 and r.stdout == f"1 2 {tmp_path}\n"
+    r = client("exec", "--timeout", "200", "--", "sleep 10", env=env_for(agent))
+    assert r.returncode == 128 + 15
+
+
+def test_exec_forwards_stdin(agent):
+    data = os.urandom(300_000)
+    r = subprocess.run([AGENT_BIN, "exec", "-i", "--", "cat"], input=data, capture_output=True, timeout=30,
+                       env={"PATH": "/usr/bin:/bin", **env_for(agent)})
+    assert r.returncode == 0 and r.stdout == data
+
+
+def test_exec_tty(agent):
+    r = client("exec", "--tty", "--", "tty", env=env_for(agent))
+    assert r.returncode == 0 and r.stdout.startswith("/dev/pts/")
+
+
+def test_ps_and_kill(agent):
+    ws = agent.ws()
+    ws.call("exec", cmd="sleep 1000", background=True, procId="cli-bg")
+    r = client("ps", env=env_for(agent))
+    assert r.returncode == 0 and "cli-bg" in r.stdout and "running" in r.stdout
+    procs = json.loads(client("ps", "--json", env=env_for(agent)).stdout)["result"]["processes"]
+    assert [p["proc"] for p in procs] == ["cli-bg"]
+    r = client("kill", "-KILL", "cli-bg", env=env_for(agent))
+    assert r.returncode == 0 and "SIGKILL" in r.stdout
+    assert ws.call("proc.wait", proc="cli-bg", timeoutMs=5000)["status"]["signal"] == "SIGKILL"
+    r = client("kill", "nope", env=env_for(agent))
+    assert r.returncode == 1 and "NOT_FOUND" in r.stderr
+
+
+def test_exec_usage_errors():
+    assert client("exec").returncode == 2
+    assert client("exec", "--bogus", "--", "true").returncode == 2
+    assert client("kill").returncode == 2
+    r = client("exec", "--help")
+    assert r.returncode == 0 and "usage: runra-agent exec" in r.stdout

@@ -422,3 +422,12 @@ def test_failed_setup_step_is_named(agent):
     reply = agent.ws().request("exec", cmd="true", user="nobody")
     expect_error(reply, "PERMISSION_DENIED")
     assert "chdir" in reply["error"]["message"] and agent.workdir in reply["error"]["message"]
+
+
+def test_not_pid1_the_agent_is_a_subreaper(agent):
+    ws = agent.ws()
+    before = ws.call("info")["orphansReaped"]
+    ws.run(cmd="for i in $(seq 50); do sleep 0.2 & done; exit 0")
+    wait_for(lambda: ws.call("info")["orphansReaped"] >= before + 50)
+    with open(f"/proc/{agent.proc.pid}/task/{agent.proc.pid}/children") as f:
+        assert f.read().split() == []  # no zombie left under the agent

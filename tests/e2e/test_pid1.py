@@ -121,6 +121,23 @@ def test_reaps_orphans(ns_agent):
     wait_reaped(ws, ns_agent, 20)
 
 
+def test_reaps_1000_orphans_created_at_once(ns_agent):
+    ws = ns_agent.ws()
+    # the shell starts 1000 sleeps and exits: all of them are orphaned to PID 1 together
+    _, _, status, _ = ws.run(cmd="for i in $(seq 1000); do sleep 0.5 & done; exit 0", timeoutMs=60000)
+    assert status["exitCode"] == 0
+    wait_reaped(ws, ns_agent, 1000, timeout=30)
+    assert not ns_agent.zombies()
+
+
+def test_exec_as_pid1(ns_agent):
+    ws = ns_agent.ws()
+    out, _, status, _ = ws.run(cmd="echo $$; cat /proc/1/cmdline | tr '\\0' ' '")
+    assert status["exitCode"] == 0
+    pid_in_ns, cmdline = out.decode().splitlines()
+    assert int(pid_in_ns) > 1 and "runra-agent" in cmdline
+
+
 def test_stray_signals_do_not_kill_pid1(ns_agent):
     ws = ns_agent.ws()
     for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE, signal.SIGALRM, signal.SIGTSTP,
@@ -166,6 +183,10 @@ def test_minimal_rootfs_as_pid1(rootfs, tmp_path):
         assert os.path.exists(f"/proc/{a.pid}/root/dev/urandom")
         orphan_maker(a.pid, 10, root=True)
         wait_reaped(ws, a, 10)
+        out, _, status, _ = ws.run(cmd="tty", pty={"cols": 80, "rows": 24})
+        assert status["exitCode"] == 0 and out.startswith(b"/dev/pts/")  # devpts mounted by the agent
+        out, _, _, _ = ws.run(argv=["/bin/busybox", "ls", "/proc/self/fd"])
+        assert sorted(int(x) for x in out.split()) == [0, 1, 2, 3]
         code, took = a.stop()
         assert code == 0 and took < 1.0, (code, took)
     finally:

@@ -1,0 +1,473 @@
+/* The debug client's commands: health, ping, info, exec, ps, kill. Each builds its request when the agent
+ * is ready and turns the answers into output for people (or JSON with --json) and an exit status. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+#include "config.h"
+
+#define REQUEST_ID 1
+
+static double sent_at;
+
+/* ---- shared: one request, one reply ---- */
+
+static const msgpack_object *reply_result(const msgpack_object_map *m)
+{
+	if (!client_str_is(ra_map_get(m, "type"), "reply"))
+		return NULL;
+	const msgpack_object *id = ra_map_get(m, "id");
+	if (!id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 != REQUEST_ID)
+		return NULL;
+	const msgpack_object *err = ra_map_get(m, "error");
+	if (err) {
+		client_report_error(err);
+		return NULL;
+	}
+	return ra_map_get(m, "result");
+}
+
+static void print_json_result(const msgpack_object *result)
+{
+	printf("{\"rttMs\":%.3f,\"result\":", (client_now() - sent_at) * 1000.0);
+	client_print_json(stdout, result);
+	printf("}\n");
+}
+
+static void print_kv(const msgpack_object *map)
+{
+	for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		printf("%.*s: ", (int)kv->key.via.str.size, kv->key.via.str.ptr);
+		if (kv->val.type == MSGPACK_OBJECT_STR)
+			printf("%.*s", (int)kv->val.via.str.size, kv->val.via.str.ptr);
+		else
+			client_print_json(stdout, &kv->val);
+		putchar('\n');
+	}
+}
+
+static int no_arguments(int argc, char **argv)
+{
+	(void)argv;
+	return argc == 1 ? 0 : 2;
+}
+
+static void send_simple(const char *op)
+{
+	sent_at = client_now();
+	client_send(client_request(REQUEST_ID, op, 0));
+}
+
+/* ---- health ---- */
+
+static void health_start(void) {}
+static void health_message(const msgpack_object_map *m) { (void)m; }
+
+void client_health_result(int status, const char *body, size_t len)
+{
+	int n = (int)len;
+	while (n && body[n - 1] == '\n')
+		n--;
+	if (status != 200) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "HTTP %d: %.*s", status, n > 150 ? 150 : n, body);
+		client_fail("UNAVAILABLE", msg);
+		return;
+	}
+	printf(client_json() ? "%.*s\n" : "healthy: %.*s\n", n, body);
+	client_finish(0);
+}
+
+/* ---- ping, info ---- */
+
+static void ping_start(void) { send_simple("ping"); }
+static void info_start(void) { send_simple("info"); }
+
+static void ping_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	if (client_json())
+		print_json_result(r);
+	else
+		printf("pong from %s in %.3f ms\n", client_url(), (client_now() - sent_at) * 1000.0);
+	client_finish(0);
+}
+
+static void info_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	if (client_json())
+		print_json_result(r);
+	else
+		print_kv(r);
+	client_finish(0);
+}
+
+/* ---- ps ---- */
+
+static void ps_start(void) { send_simple("proc.list"); }
+
+static void print_cell(const msgpack_object *status, const char *key, int width)
+{
+	const msgpack_object *v = ra_map_get(&status->via.map, key);
+	if (!v || v->type == MSGPACK_OBJECT_NIL)
+		printf("%-*s ", width, "-");
+	else if (v->type == MSGPACK_OBJECT_STR)
+		printf("%-*.*s ", width, (int)v->via.str.size, v->via.str.ptr);
+	else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		printf("%-*llu ", width, (unsigned long long)v->via.u64);
+	else
+		printf("%-*lld ", width, (long long)v->via.i64);
+}
+
+static void ps_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	if (client_json()) {
+		print_json_result(r);
+		client_finish(0);
+		return;
+	}
+	const msgpack_object *list = ra_map_get(&r->via.map, "processes");
+	printf("%-16s %-8s %-8s %-5s %s\n", "PROC", "PID", "STATE", "EXIT", "COMMAND");
+	for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++) {
+		const msgpack_object *p = &list->via.array.ptr[i];
+		print_cell(p, "proc", 16);
+		print_cell(p, "pid", 8);
+		print_cell(p, "state", 8);
+		print_cell(p, "exitCode", 5);
+		const msgpack_object *cmd = ra_map_get(&p->via.map, "command");
+		printf("%.*s\n", cmd ? (int)cmd->via.str.size : 0, cmd ? cmd->via.str.ptr : "");
+	}
+	client_finish(0);
+}
+
+/* ---- kill [-SIGNAL] PROC ---- */
+
+static const char *kill_signal = "SIGTERM";
+static const char *kill_proc;
+
+static int kill_parse(int argc, char **argv)
+{
+	int i = 1;
+	if (i < argc && argv[i][0] == '-' && argv[i][1])
+		kill_signal = argv[i++] + 1;
+	if (argc - i != 1)
+		return 2;
+	kill_proc = argv[i];
+	return 0;
+}
+
+static void kill_start(void)
+{
+	ra_enc *e = client_request(REQUEST_ID, "proc.kill", 2);
+	if (!e)
+		return;
+	ra_enc_str(e, "proc");
+	ra_enc_str(e, kill_proc);
+	ra_enc_str(e, "signal");
+	ra_enc_str(e, kill_signal);
+	sent_at = client_now();
+	client_send(e);
+}
+
+static void kill_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	if (client_json())
+		print_json_result(r);
+	else
+		print_kv(r);
+	client_finish(0);
+}
+
+/* ---- exec [--cwd DIR] [--env K=V]... [--timeout MS] [--user U] [--tty] [-i] -- CMD... ---- */
+
+#define STDIN_IN_FLIGHT 8
+
+static struct {
+	const char *cwd, *user;
+	char **env;
+	int env_count;
+	unsigned long timeout_ms;
+	bool tty, forward_stdin;
+	char **argv;
+	int argc;
+	char proc_id[64];
+	ev_io stdin_watch;
+	ev_signal winch;
+	int stdin_in_flight;
+	bool stdin_done; /* EOF sent */
+	uint64_t next_id;
+	bool raw_mode;
+	struct termios saved_termios;
+} ex = {.next_id = REQUEST_ID + 1};
+
+static int exec_parse(int argc, char **argv)
+{
+	ex.env = calloc((size_t)argc, sizeof(char *));
+	int i = 1;
+	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		bool has_value = i + 1 < argc;
+		if (strcmp(argv[i], "--cwd") == 0 && has_value)
+			ex.cwd = argv[++i];
+		else if (strcmp(argv[i], "--user") == 0 && has_value)
+			ex.user = argv[++i];
+		else if (strcmp(argv[i], "--env") == 0 && has_value && strchr(argv[i + 1], '=') && ex.env)
+			ex.env[ex.env_count++] = argv[++i];
+		else if (strcmp(argv[i], "--timeout") == 0 && has_value && !ra_parse_uint(argv[i + 1], 1, 604800000, &ex.timeout_ms))
+			i++;
+		else if (strcmp(argv[i], "--tty") == 0 || strcmp(argv[i], "-t") == 0)
+			ex.tty = true;
+		else if (strcmp(argv[i], "--stdin") == 0 || strcmp(argv[i], "-i") == 0)
+			ex.forward_stdin = true;
+		else
+			return 2;
+	}
+	if (i + 1 >= argc)
+		return 2; /* "--" and at least one word are required */
+	ex.argv = argv + i + 1;
+	ex.argc = argc - i - 1;
+	snprintf(ex.proc_id, sizeof(ex.proc_id), "cli-%d-%ld", (int)getpid(), (long)time(NULL));
+	return 0;
+}
+
+static void restore_terminal(void)
+{
+	if (ex.raw_mode)
+		tcsetattr(STDIN_FILENO, TCSANOW, &ex.saved_termios);
+	ex.raw_mode = false;
+}
+
+static void enc_pty(ra_enc *e)
+{
+	struct winsize ws = {.ws_row = 24, .ws_col = 80};
+	ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws);
+	ra_enc_map(e, 2);
+	ra_enc_str(e, "cols");
+	ra_enc_u64(e, ws.ws_col ? ws.ws_col : 80);
+	ra_enc_str(e, "rows");
+	ra_enc_u64(e, ws.ws_row ? ws.ws_row : 24);
+}
+
+static void enc_command(ra_enc *e)
+{
+	if (ex.argc == 1) { /* one word: a shell command line */
+		ra_enc_str(e, "cmd");
+		ra_enc_str(e, ex.argv[0]);
+		return;
+	}
+	ra_enc_str(e, "argv");
+	ra_enc_array(e, (uint32_t)ex.argc);
+	for (int i = 0; i < ex.argc; i++)
+		ra_enc_str(e, ex.argv[i]);
+}
+
+static void send_stdin(const void *data, size_t n, bool eof)
+{
+	ra_enc *e = client_request(ex.next_id++, "proc.stdin", 2);
+	if (!e)
+		return;
+	ra_enc_str(e, "proc");
+	ra_enc_str(e, ex.proc_id);
+	if (eof) {
+		ra_enc_str(e, "eof");
+		ra_enc_bool(e, true);
+	} else {
+		ra_enc_str(e, "data");
+		ra_enc_bin(e, data, n);
+	}
+	ex.stdin_in_flight++;
+	client_send(e);
+}
+
+static void on_stdin(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)revents;
+	char buf[32768];
+	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		ev_io_stop(loop, w);
+		ex.stdin_done = true;
+		send_stdin(NULL, 0, true);
+		return;
+	}
+	send_stdin(buf, (size_t)n, false);
+	if (ex.stdin_in_flight >= STDIN_IN_FLIGHT)
+		ev_io_stop(loop, w); /* resumed as the agent acknowledges */
+}
+
+static void on_winch(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	ra_enc *e = client_request(ex.next_id++, "proc.resize", 3);
+	if (!e)
+		return;
+	struct winsize ws = {.ws_row = 24, .ws_col = 80};
+	ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws);
+	ra_enc_str(e, "proc");
+	ra_enc_str(e, ex.proc_id);
+	ra_enc_str(e, "cols");
+	ra_enc_u64(e, ws.ws_col ? ws.ws_col : 80);
+	ra_enc_str(e, "rows");
+	ra_enc_u64(e, ws.ws_row ? ws.ws_row : 24);
+	client_send(e);
+}
+
+static void start_local_terminal(void)
+{
+	if (ex.tty && ex.forward_stdin && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &ex.saved_termios) == 0) {
+		struct termios raw = ex.saved_termios;
+		cfmakeraw(&raw);
+		if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+			ex.raw_mode = true;
+		atexit(restore_terminal);
+	}
+	if (ex.tty) {
+		ev_signal_init(&ex.winch, on_winch, SIGWINCH);
+		ev_signal_start(client_loop(), &ex.winch);
+	}
+	if (ex.forward_stdin) {
+		ev_io_init(&ex.stdin_watch, on_stdin, STDIN_FILENO, EV_READ);
+		ev_io_start(client_loop(), &ex.stdin_watch);
+	}
+}
+
+static void exec_start(void)
+{
+	uint32_t args = 2u + (ex.cwd ? 1u : 0u) + (ex.user ? 1u : 0u) + (ex.env_count ? 1u : 0u) +
+			(ex.timeout_ms ? 1u : 0u) + (ex.tty ? 1u : 0u) + (ex.forward_stdin ? 1u : 0u);
+	ra_enc *e = client_request(REQUEST_ID, "exec", args);
+	if (!e)
+		return;
+	enc_command(e);
+	ra_enc_str(e, "procId");
+	ra_enc_str(e, ex.proc_id);
+	if (ex.cwd) {
+		ra_enc_str(e, "cwd");
+		ra_enc_str(e, ex.cwd);
+	}
+	if (ex.user) {
+		ra_enc_str(e, "user");
+		ra_enc_str(e, ex.user);
+	}
+	if (ex.env_count) {
+		ra_enc_str(e, "env");
+		ra_enc_map(e, (uint32_t)ex.env_count);
+		for (int i = 0; i < ex.env_count; i++) {
+			const char *eq = strchr(ex.env[i], '=');
+			ra_enc_strn(e, ex.env[i], (size_t)(eq - ex.env[i]));
+			ra_enc_str(e, eq + 1);
+		}
+	}
+	if (ex.timeout_ms) {
+		ra_enc_str(e, "timeoutMs");
+		ra_enc_u64(e, ex.timeout_ms);
+	}
+	if (ex.tty) {
+		ra_enc_str(e, "pty");
+		enc_pty(e);
+	}
+	if (ex.forward_stdin) {
+		ra_enc_str(e, "stdinStream");
+		ra_enc_bool(e, true);
+	}
+	client_send(e);
+	start_local_terminal();
+}
+
+static void write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* nowhere to write (a closed pipe): drop it */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void exec_stream(const msgpack_object_map *m)
+{
+	const msgpack_object *data = ra_map_get(m, "data");
+	if (!data || data->type != MSGPACK_OBJECT_BIN)
+		return;
+	int fd = client_str_is(ra_map_get(m, "stream"), "stderr") ? STDERR_FILENO : STDOUT_FILENO;
+	write_all(fd, data->via.bin.ptr, data->via.bin.size);
+}
+
+/* Replies to proc.stdin and proc.resize: only their errors matter. */
+static void exec_side_reply(const msgpack_object_map *m)
+{
+	if (ex.stdin_in_flight > 0 && --ex.stdin_in_flight < STDIN_IN_FLIGHT && ex.forward_stdin && !ex.stdin_done &&
+	    !ev_is_active(&ex.stdin_watch))
+		ev_io_start(client_loop(), &ex.stdin_watch);
+	const msgpack_object *err = ra_map_get(m, "error");
+	const msgpack_object *msg = err && err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "message") : NULL;
+	if (msg && msg->type == MSGPACK_OBJECT_STR)
+		fprintf(stderr, "runra-agent exec: %.*s\n", (int)msg->via.str.size, msg->via.str.ptr);
+}
+
+static void exec_message(const msgpack_object_map *m)
+{
+	const msgpack_object *type = ra_map_get(m, "type");
+	const msgpack_object *id = ra_map_get(m, "id");
+	bool ours = id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER && id->via.u64 == REQUEST_ID;
+	if (client_str_is(type, "stream") && ours) {
+		exec_stream(m);
+		return;
+	}
+	if (!client_str_is(type, "reply"))
+		return;
+	if (!ours) {
+		exec_side_reply(m);
+		return;
+	}
+	restore_terminal();
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	const msgpack_object *status = ra_map_get(&r->via.map, "status");
+	const msgpack_object *code = status ? ra_map_get(&status->via.map, "exitCode") : NULL;
+	if (client_json()) {
+		client_print_json(stdout, r);
+		putchar('\n');
+	}
+	client_finish(code && code->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)code->via.u64 : 1);
+}
+
+/* ---- the table ---- */
+
+const client_command client_commands[] = {
+	{"health", true, false, no_arguments, health_start, health_message, "health [--url URL] [--json]"},
+	{"ping", false, false, no_arguments, ping_start, ping_message, "ping [--url URL] [--token T] [--json]"},
+	{"info", false, false, no_arguments, info_start, info_message, "info [--url URL] [--token T] [--json]"},
+	{"ps", false, false, no_arguments, ps_start, ps_message, "ps [--url URL] [--token T] [--json]"},
+	{"kill", false, false, kill_parse, kill_start, kill_message, "kill [-SIGNAL] PROC   (default SIGTERM)"},
+	{"exec", false, true, exec_parse, exec_start, exec_message,
+	 "exec [--cwd DIR] [--env K=V]... [--timeout MS] [--user U] [--tty] [-i|--stdin] -- CMD...\n"
+	 "  one word after -- is a shell command line (sh -c); several are a program and its arguments.\n"
+	 "  exits with the process's exit code (128+N when a signal N ended it)"},
+	{NULL, false, false, NULL, NULL, NULL, NULL},
+};
