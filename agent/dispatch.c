@@ -96,7 +96,11 @@ static void enc_sandbox(ra_enc *e)
 
 static void enc_limits(ra_enc *e)
 {
-	ra_enc_map(e, 3);
+	ra_enc_map(e, 5);
+	ra_enc_str(e, "maxProcesses");
+	ra_enc_u64(e, agent->config->max_processes);
+	ra_enc_str(e, "outputBufferBytes");
+	ra_enc_u64(e, agent->config->output_buffer_bytes);
 	ra_enc_str(e, "maxMessageBytes");
 	ra_enc_u64(e, agent->config->max_message_bytes);
 	ra_enc_str(e, "maxConnections");

@@ -76,6 +76,21 @@ static int find_pattern(const ra_session *s, const char *p, size_t n)
 	return -1;
 }
 
+/* Patterns of arr not yet subscribed (a pattern repeated within arr counts once). */
+static unsigned count_new(const ra_session *s, const msgpack_object *arr)
+{
+	unsigned n = 0;
+	for (uint32_t i = 0; i < arr->via.array.size; i++) {
+		const msgpack_object *p = &arr->via.array.ptr[i];
+		bool seen = find_pattern(s, p->via.str.ptr, p->via.str.size) >= 0;
+		for (uint32_t j = 0; j < i && !seen; j++)
+			seen = arr->via.array.ptr[j].via.str.size == p->via.str.size &&
+			       memcmp(arr->via.array.ptr[j].via.str.ptr, p->via.str.ptr, p->via.str.size) == 0;
+		n += !seen;
+	}
+	return n;
+}
+
 static void reply_patterns(ra_session *s, const ra_request *req, ra_enc *reply)
 {
 	ra_enc_reply_begin(reply, req->id, 2);
@@ -95,13 +110,12 @@ ra_err ra_op_subscribe(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 		return rc;
 	if (!arr)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "events is required (e.g. [\"exec.*\"] or [\"*\"])");
+	if (count_new(s, arr) + s->event_pattern_count > RA_EVENT_PATTERNS_MAX) /* all or nothing */
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "at most %d subscriptions per connection", RA_EVENT_PATTERNS_MAX);
 	for (uint32_t i = 0; i < arr->via.array.size; i++) {
 		const msgpack_object *p = &arr->via.array.ptr[i];
 		if (find_pattern(s, p->via.str.ptr, p->via.str.size) >= 0)
 			continue;
-		if (s->event_pattern_count == RA_EVENT_PATTERNS_MAX)
-			return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "at most %d subscriptions per connection",
-				       RA_EVENT_PATTERNS_MAX);
 		memcpy(s->event_patterns[s->event_pattern_count], p->via.str.ptr, p->via.str.size);
 		s->event_patterns[s->event_pattern_count++][p->via.str.size] = '\0';
 	}

@@ -60,7 +60,7 @@ static void enc_status(ra_enc *e, const ra_proc *p, uint32_t extra)
 {
 	const proc_extra *x = extra_of(p);
 	bool ended = x && x->exit_known;
-	ra_enc_map(e, 10u + (ended ? 8u : 0u) + extra);
+	ra_enc_map(e, 10u + (ended ? 9u : 0u) + extra);
 	ra_enc_str(e, "proc");
 	ra_enc_str(e, ra_proc_id(p));
 	ra_enc_str(e, "pid");
@@ -91,6 +91,8 @@ static void enc_status(ra_enc *e, const ra_proc *p, uint32_t extra)
 		ra_enc_str(e, ra_signal_name(x2->signal));
 	else
 		ra_enc_nil(e);
+	ra_enc_str(e, "coreDumped");
+	ra_enc_bool(e, x2->core_dumped);
 	ra_enc_str(e, "reason");
 	ra_enc_str(e, reason_name(x2->reason));
 	ra_enc_str(e, "timedOut");
@@ -393,6 +395,7 @@ void ra_exec_init(ra_agent *a)
 		.output_cap = c->output_buffer_bytes,
 		.max_live = c->max_processes,
 		.max_retained = RA_PROC_RETAINED_DONE,
+		.retained_output_bytes = RA_PROC_RETAINED_OUTPUT_BYTES,
 		.kill_grace_ms = RA_KILL_GRACE_MS,
 		.stdin_queue_cap = RA_STDIN_QUEUE_BYTES,
 		.default_cwd = c->workdir,
@@ -458,9 +461,10 @@ static ra_err parse_argv(const msgpack_object *o, exec_args *x, ra_why *why)
 	for (uint32_t i = 0; i < o->via.array.size; i++) {
 		const msgpack_object *s = &o->via.array.ptr[i];
 		total += s->type == MSGPACK_OBJECT_STR ? s->via.str.size + 1 : 0;
-		if (!(x->argv[i] = ra_obj_cstr(s)) || total > RA_EXEC_MAX_ARG_BYTES)
-			return ra_fail(why, RA_ERR_INVALID_CONFIG, "argv[%u] must be a string without NUL bytes, and argv at "
-								   "most %d bytes", i, RA_EXEC_MAX_ARG_BYTES);
+		if (!(x->argv[i] = ra_obj_cstr(s)) || total > RA_EXEC_MAX_ARG_BYTES || s->via.str.size > RA_EXEC_MAX_ONE_ARG)
+			return ra_fail(why, RA_ERR_INVALID_CONFIG, "argv[%u] must be a string without NUL bytes of at most %d "
+								   "bytes, and argv at most %d bytes in all", i,
+				       RA_EXEC_MAX_ONE_ARG, RA_EXEC_MAX_ARG_BYTES);
 	}
 	return RA_OK;
 }
@@ -541,7 +545,7 @@ static ra_err parse_pty(const ra_request *req, exec_args *x, ra_why *why)
 static ra_err parse_command(const ra_request *req, exec_args *x, ra_why *why)
 {
 	const msgpack_object *argv = ra_map_get(req->map, "argv");
-	ra_err rc = ra_arg_cstr(req, "cmd", false, RA_EXEC_MAX_ARG_BYTES, &x->cmd, why);
+	ra_err rc = ra_arg_cstr(req, "cmd", false, RA_EXEC_MAX_ONE_ARG, &x->cmd, why);
 	if (rc)
 		return rc;
 	if (!x->cmd == !(argv && argv->type != MSGPACK_OBJECT_NIL))
@@ -594,6 +598,12 @@ static ra_err spawn_step_error(const ra_spawn_failure *f, const exec_args *x, co
 	ra_err code = f->err == ENOENT ? RA_ERR_NOT_FOUND : ra_err_from_errno(f->err);
 	const char *cwd = x->cwd ? x->cwd : agent->config->workdir;
 	switch (f->step) {
+	case SPAWN_STEP_CWD:
+		if (f->err == ENOTDIR)
+			return ra_fail(why, RA_ERR_INVALID_CONFIG, "cwd '%s' is not a directory", cwd);
+		return ra_fail(why, code, "cwd '%s': %s", cwd, strerror(f->err));
+	case SPAWN_STEP_FORK:
+		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "fork: %s", strerror(f->err));
 	case SPAWN_STEP_USER:
 		return ra_fail(why, code, "could not switch to user '%s': %s", x->user, strerror(f->err));
 	case SPAWN_STEP_CHDIR:
@@ -616,13 +626,9 @@ static ra_err spawn_error(int rc, const ra_spawn_failure *f, const exec_args *x,
 			       agent->config->max_processes);
 	case -EINVAL:
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "procId must be 1 to %d of [A-Za-z0-9._:-]", RA_PROC_ID_MAX);
-	case -ENOENT:
-		return ra_fail(why, RA_ERR_NOT_FOUND, "cwd '%s' does not exist", x->cwd ? x->cwd : agent->config->workdir);
-	case -ENOTDIR:
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "cwd '%s' is not a directory", x->cwd ? x->cwd : agent->config->workdir);
 	case RA_SPAWN_ERR_USER:
 		return ra_fail(why, RA_ERR_NOT_FOUND, "unknown user '%s'", x->user);
-	case RA_SPAWN_ERR_EXEC:
+	case RA_SPAWN_ERR_STEP:
 		return spawn_step_error(f, x, what, why);
 	default:
 		return ra_fail(why, ra_err_from_errno(-rc), "could not start the process: %s", strerror(-rc));
@@ -650,6 +656,23 @@ static ra_err start_attachment(ra_session *s, ra_proc *p, attach_kind kind, uint
 	return RA_REPLY_LATER;
 }
 
+/* A retried exec (same procId) answers with the process the first one started; the same id with another
+ * command is a conflict, not a retry. */
+static ra_err retried_exec(ra_session *s, const ra_request *req, ra_enc *reply, const exec_args *x, ra_proc *p,
+			   ra_why *why)
+{
+	char *described = ra_proc_describe(&x->o);
+	bool same = described && strcmp(described, ra_proc_command(p)) == 0;
+	free(described);
+	if (!same)
+		return ra_fail(why, RA_ERR_ALREADY_EXISTS, "procId '%s' is in use by another command", ra_proc_id(p));
+	if (x->background) {
+		reply_status(reply, req->id, p);
+		return RA_OK;
+	}
+	return start_attachment(s, p, ATTACH_EXEC, req->id, x->stream, x->collect, x->collect_cap, why);
+}
+
 ra_err ra_op_exec(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
 	exec_args x;
@@ -657,24 +680,21 @@ ra_err ra_op_exec(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *w
 	ra_err rc = parse_exec(req, &x, why);
 	ra_proc *p = NULL;
 	ra_spawn_failure failure = {0, 0};
+	/* allocated first: a process must never exist without the record its hooks rely on */
+	proc_extra *extra = rc ? NULL : calloc(1, sizeof(*extra));
+	if (!rc && !extra)
+		rc = ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	int spawned = rc ? 0 : ra_proc_spawn(&x.o, &p, &failure);
-	if (!rc && spawned == -EEXIST) { /* a retried exec: answer with the process it started */
-		rc = x.background ? (reply_status(reply, req->id, p), RA_OK)
-				  : start_attachment(s, p, ATTACH_EXEC, req->id, x.stream, x.collect, x.collect_cap, why);
-		exec_args_free(&x);
-		return rc;
-	}
-	if (!rc && spawned)
+	if (!rc && spawned == -EEXIST) {
+		rc = retried_exec(s, req, reply, &x, p, why);
+		spawned = 0;
+	} else if (!rc && spawned) {
 		rc = spawn_error(spawned, &failure, &x, why);
-	if (rc) {
+	}
+	if (rc || !p || ra_proc_get_user(p)) {
+		free(extra);
 		exec_args_free(&x);
 		return rc;
-	}
-	proc_extra *extra = calloc(1, sizeof(*extra));
-	if (!extra) { /* without its record the process cannot be supervised for the client */
-		ra_proc_terminate(p, RA_END_KILLED);
-		exec_args_free(&x);
-		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	}
 	extra->owner_serial = s->serial;
 	extra->kill_on_disconnect = x.kill_on_disconnect;
@@ -724,7 +744,7 @@ static ra_err parse_signal(const ra_request *req, int *sig, ra_why *why)
 	if (!o || o->type == MSGPACK_OBJECT_NIL)
 		return RA_OK;
 	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-		*sig = o->via.u64 < 65 && ra_signal_name((int)o->via.u64) ? (int)o->via.u64 : 0;
+		*sig = o->via.u64 >= 1 && o->via.u64 <= 64 ? (int)o->via.u64 : 0; /* real-time signals by number */
 	else if (o->type == MSGPACK_OBJECT_STR)
 		*sig = ra_signal_from_name(o->via.str.ptr, o->via.str.size);
 	else
@@ -751,7 +771,10 @@ ra_err ra_op_proc_kill(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	ra_enc_str(reply, "proc");
 	ra_enc_str(reply, ra_proc_id(p));
 	ra_enc_str(reply, "signal");
-	ra_enc_str(reply, ra_signal_name(sig));
+	if (ra_signal_name(sig))
+		ra_enc_str(reply, ra_signal_name(sig));
+	else
+		ra_enc_i64(reply, sig);
 	return RA_OK;
 }
 
@@ -766,7 +789,12 @@ ra_err ra_op_proc_stdin(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	if ((rc = find_proc(req, &p, why)) || (rc = ra_arg_bytes(req, "data", &data, &len, &present, why)) ||
 	    (rc = ra_arg_bool(req, "eof", &eof, why)))
 		return rc;
-	int r = len ? ra_proc_write_stdin(p, data, len) : 0;
+	if (len > RA_STDIN_QUEUE_BYTES)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "data is larger than the stdin queue (%u bytes): send it in parts",
+			       RA_STDIN_QUEUE_BYTES);
+	int r = ra_proc_stdin_open(p) ? 0 : -EPIPE;
+	if (!r && len)
+		r = ra_proc_write_stdin(p, data, len);
 	if (!r && eof)
 		r = ra_proc_close_stdin(p);
 	if (r == -EPIPE)
@@ -875,6 +903,8 @@ ra_err ra_op_proc_resize(ra_session *s, const ra_request *req, ra_enc *reply, ra
 	int r = ra_proc_resize(p, (unsigned short)cols, (unsigned short)rows);
 	if (r == -ENOTTY)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "process '%s' has no terminal (start it with pty)", ra_proc_id(p));
+	if (r == -EPIPE)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "the terminal of '%s' is closed", ra_proc_id(p));
 	if (r)
 		return ra_fail(why, ra_err_from_errno(-r), "resize: %s", strerror(-r));
 	ra_enc_reply_begin(reply, req->id, 2);

@@ -7,6 +7,16 @@
  *   hold PORT TOKEN SECONDS                   one idle WebSocket: prints "ready", then holds it open
  *   rtt PORT TOKEN WARMUP COUNT               sequential pings: p50 p99 min mean, µs
  *   tput PORT TOKEN CONNS SECONDS SERVER_PID  median 1 s window: replies/s, client CPU %, server CPU %
+ *   exec PORT TOKEN WARMUP COUNT              sequential execs of argv ["true"]: p50 p99 min mean, µs
+ *   spawn WARMUP COUNT                        the same with posix_spawnp("true") + waitpid, no agent
+ *   xtput PORT TOKEN CONNS SECONDS SERVER_PID as tput, with one exec of "true" in flight per connection
+ *   spawntput THREADS SECONDS                 median 1 s window of THREADS posix_spawnp+waitpid loops:
+ *                                             spawns/s, our CPU %
+ *   stream PORT TOKEN BYTES SERVER_PID        exec "head -c BYTES /dev/zero", read its stdout stream: MiB/s,
+ *                                             messages, server VmHWM KiB, sampled peak VmRSS KiB, server CPU
+ *                                             ms, client CPU %
+ *   copy BYTES CPU PROG [ARG...]              receive what "PROG ARG... PORT" sends to our port until EOF:
+ *                                             MiB/s, PROG's VmHWM KiB, PROG's CPU ms, receiver CPU %
  *
  * TOKEN "-" means the peer is the TCP echo server: same frames, no handshake. CPU -1: no pinning. */
 #define _GNU_SOURCE
@@ -15,8 +25,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +42,8 @@
 #include <unistd.h>
 
 #include "wire.h"
+
+extern char **environ;
 
 static unsigned long num(const char *s, const char *what)
 {
@@ -126,6 +141,16 @@ static void stop(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
+static void pin_self(long cpu)
+{
+	if (cpu < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET((int)cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
 static int cmd_start(char **argv)
 {
 	size_t runs = num(argv[0], "runs");
@@ -141,12 +166,7 @@ static int cmd_start(char **argv)
 		if (pid < 0)
 			die("fork: %s", strerror(errno));
 		if (pid == 0) {
-			if (cpu >= 0) { /* pinned here rather than by taskset so that no extra exec is timed */
-				cpu_set_t set;
-				CPU_ZERO(&set);
-				CPU_SET((int)cpu, &set);
-				sched_setaffinity(0, sizeof(set), &set);
-			}
+			pin_self(cpu); /* here rather than by taskset so that no extra exec is timed */
 			int null = open("/dev/null", O_WRONLY);
 			dup2(null, 1);
 			execv(prog[0], prog);
@@ -233,9 +253,20 @@ static double self_cpu_s(void)
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-/* Runs the load until the deadline: answers every reply with the next ping on its connection, so that each
- * connection keeps exactly one ping in flight. Returns the replies. */
-static uint64_t pump(int ep, uint64_t deadline, uint64_t *next_id)
+static const char *const true_argv[] = {"true", NULL};
+
+/* The request the load sends: a ping, or (exec) an exec of "true". */
+static void send_req(conn *c, uint64_t id, bool exec)
+{
+	if (exec)
+		conn_send_exec(c, id, true_argv, NULL);
+	else
+		conn_send_ping(c, id);
+}
+
+/* Runs the load until the deadline: answers every reply with the next request on its connection, so that
+ * each connection keeps exactly one in flight. Returns the replies. */
+static uint64_t pump(int ep, uint64_t deadline, uint64_t *next_id, bool exec)
 {
 	uint64_t replies = 0;
 	while (now_ns() < deadline) {
@@ -249,9 +280,14 @@ static uint64_t pump(int ep, uint64_t deadline, uint64_t *next_id)
 			if (!conn_fill(c))
 				die("the server closed a connection");
 			while (conn_next(c, &m)) {
-				check_reply(c, &m);
+				if (exec && msg_is(&m, "stream"))
+					continue; /* "true" prints nothing; if it did, the output is not what we count */
+				if (exec)
+					check_exec_reply(c, &m);
+				else
+					check_reply(c, &m);
 				replies++;
-				conn_send_ping(c, ++*next_id);
+				send_req(c, ++*next_id, exec);
 			}
 		}
 	}
@@ -268,7 +304,7 @@ static int cmp_window(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int cmd_tput(char **argv)
+static int tput(char **argv, bool exec)
 {
 	uint16_t port = (uint16_t)num(argv[0], "port");
 	size_t n = num(argv[2], "conns"), windows = num(argv[3], "seconds");
@@ -287,14 +323,14 @@ static int cmd_tput(char **argv)
 	}
 	uint64_t next_id = 0;
 	for (size_t i = 0; i < n; i++)
-		conn_send_ping(&cs[i], ++next_id);
-	pump(ep, now_ns() + 500000000u, &next_id); /* warm-up: caches, TCP windows, the agent's buffers */
+		send_req(&cs[i], ++next_id, exec);
+	pump(ep, now_ns() + 500000000u, &next_id, exec); /* warm-up: caches, TCP windows, the agent's buffers */
 	/* One-second windows, and the median of them: a hiccup of the host (this may be a VM) spoils one window
 	 * instead of the figure. */
 	for (size_t i = 0; i < windows; i++) {
 		uint64_t t0 = now_ns();
 		double cpu0 = self_cpu_s(), srv0 = proc_cpu_ticks(server);
-		uint64_t replies = pump(ep, t0 + 1000000000u, &next_id);
+		uint64_t replies = pump(ep, t0 + 1000000000u, &next_id, exec);
 		double secs = (double)(now_ns() - t0) / 1e9;
 		w[i].rate = (double)replies / secs;
 		w[i].client = (self_cpu_s() - cpu0) / secs * 100;
@@ -303,7 +339,281 @@ static int cmd_tput(char **argv)
 	qsort(w, windows, sizeof(*w), cmp_window);
 	printf("%.0f %.0f %.0f\n", w[windows / 2].rate, w[windows / 2].client, w[windows / 2].server);
 	for (size_t i = 0; i < n; i++)
-		close(cs[i].fd);
+		conn_close(&cs[i]);
+	return 0;
+}
+
+static int cmd_tput(char **argv) { return tput(argv, false); }
+static int cmd_xtput(char **argv) { return tput(argv, true); }
+
+/* ---- processes ---- */
+
+/* Prints p50 p99 min mean (µs) of count latencies, and frees them. */
+static void print_latencies(uint64_t *lat, size_t count, uint64_t sum)
+{
+	qsort(lat, count, sizeof(*lat), cmp_u64);
+	printf("%.1f %.1f %.1f %.1f\n", pct(lat, count, 0.5) / 1e3, pct(lat, count, 0.99) / 1e3, lat[0] / 1e3,
+	       (double)sum / (double)count / 1e3);
+	free(lat);
+}
+
+/* One exec of "true", waiting for its reply; stream messages (there should be none) are skipped. */
+static void conn_exec_true(conn *c, uint64_t id)
+{
+	msg_info m;
+	conn_send_exec(c, id, true_argv, NULL);
+	do
+		conn_wait(c, &m);
+	while (msg_is(&m, "stream"));
+	check_exec_reply(c, &m);
+}
+
+static int cmd_exec(char **argv)
+{
+	static conn c;
+	size_t warmup = num(argv[2], "warmup"), count = num(argv[3], "count");
+	uint64_t *lat = calloc(count, sizeof(*lat)), sum = 0;
+	conn_open(&c, (uint16_t)num(argv[0], "port"), argv[1]);
+	uint64_t deadline = now_ns() + 60000000000u;
+	for (size_t i = 0; i < warmup + count; i++) {
+		uint64_t t0 = now_ns();
+		conn_exec_true(&c, i + 1);
+		uint64_t t1 = now_ns();
+		if (i >= warmup)
+			sum += lat[i - warmup] = t1 - t0;
+		if (t1 > deadline)
+			die("exec: over 60 s");
+	}
+	print_latencies(lat, count, sum);
+	conn_close(&c);
+	return 0;
+}
+
+/* The baseline of exec: what starting and reaping "true" costs without anything around it. posix_spawnp
+ * searches PATH as the agent does for argv ["true"], and glibc's posix_spawn uses vfork-style clone. */
+static void spawn_true(void)
+{
+	pid_t pid;
+	int st, rc = posix_spawnp(&pid, "true", NULL, NULL, (char *const *)true_argv, environ);
+	if (rc)
+		die("posix_spawnp true: %s", strerror(rc));
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			die("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		die("true failed: status %d", st);
+}
+
+static int cmd_spawn(char **argv)
+{
+	size_t warmup = num(argv[0], "warmup"), count = num(argv[1], "count");
+	uint64_t *lat = calloc(count, sizeof(*lat)), sum = 0;
+	uint64_t deadline = now_ns() + 60000000000u;
+	for (size_t i = 0; i < warmup + count; i++) {
+		uint64_t t0 = now_ns();
+		spawn_true();
+		uint64_t t1 = now_ns();
+		if (i >= warmup)
+			sum += lat[i - warmup] = t1 - t0;
+		if (t1 > deadline)
+			die("spawn: over 60 s");
+	}
+	print_latencies(lat, count, sum);
+	return 0;
+}
+
+static atomic_ulong spawns_done;
+static atomic_bool spawns_stop;
+
+static void *spawn_loop(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&spawns_stop)) {
+		spawn_true();
+		atomic_fetch_add(&spawns_done, 1);
+	}
+	return NULL;
+}
+
+static int cmd_spawntput(char **argv)
+{
+	size_t n = num(argv[0], "threads"), windows = num(argv[1], "seconds");
+	pthread_t *t = calloc(n, sizeof(*t));
+	window *w = calloc(windows, sizeof(*w));
+	if (!n || !windows || !t || !w)
+		die("spawntput: bad arguments or no memory");
+	for (size_t i = 0; i < n; i++)
+		if ((errno = pthread_create(&t[i], NULL, spawn_loop, NULL)))
+			die("pthread_create: %s", strerror(errno));
+	sleep_ns(500000000); /* warm-up, as in tput */
+	for (size_t i = 0; i < windows; i++) { /* the same 1 s windows and median as tput */
+		uint64_t t0 = now_ns();
+		unsigned long c0 = atomic_load(&spawns_done);
+		double cpu0 = self_cpu_s();
+		nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+		double secs = (double)(now_ns() - t0) / 1e9;
+		w[i].rate = (double)(atomic_load(&spawns_done) - c0) / secs;
+		w[i].client = (self_cpu_s() - cpu0) / secs * 100;
+	}
+	atomic_store(&spawns_stop, true);
+	for (size_t i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	qsort(w, windows, sizeof(*w), cmp_window);
+	printf("%.0f %.0f\n", w[windows / 2].rate, w[windows / 2].client);
+	return 0;
+}
+
+/* ---- streaming ---- */
+
+/* A "Vm...:" line of /proc/PID/status in KiB, or 0. */
+static unsigned long proc_status_kib(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	unsigned long v = 0;
+	size_t n = strlen(field);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, field, n) == 0 && line[n] == ':') {
+			v = strtoul(line + n + 1, NULL, 10);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Sets the peak RSS (VmHWM) back to the current RSS, so that it then holds the peak of what follows. */
+static bool reset_hwm(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && write(fd, "5", 1) == 1;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static double mib_per_s(uint64_t bytes, uint64_t ns) { return (double)bytes / 1048576.0 / ((double)ns / 1e9); }
+
+/* Counts one stream message: stdout only, each chunk starting where the last one ended. */
+static void take_chunk(const msg_info *m, uint64_t id, uint64_t *got)
+{
+	if (!m->has_id || m->id != id || !m->data)
+		die("stream message without the exec's id or data");
+	if (!m->stream || m->stream_len != 6 || memcmp(m->stream, "stdout", 6) != 0)
+		die("output on %.*s: %.*s", (int)m->stream_len, m->stream, (int)(m->data_len < 200 ? m->data_len : 200),
+		    (const char *)m->data);
+	if (!m->has_offset || m->offset != *got)
+		die("stream offset %llu, expected %llu", (unsigned long long)m->offset, (unsigned long long)*got);
+	*got += m->data_len;
+}
+
+static int cmd_stream(char **argv)
+{
+	static conn c;
+	uint64_t bytes = num(argv[2], "bytes"), got = 0, messages = 0;
+	pid_t server = (pid_t)num(argv[3], "pid");
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "head -c %llu /dev/zero", (unsigned long long)bytes);
+	conn_open_sized(&c, (uint16_t)num(argv[0], "port"), argv[1], CONN_BIG_BUF_BYTES);
+	bool hwm_ok = reset_hwm(server);
+	unsigned long rss_peak = proc_status_kib(server, "VmRSS");
+	double cpu0 = self_cpu_s(), srv0 = proc_cpu_ticks(server);
+	uint64_t t0 = now_ns(), next_sample = t0, deadline = t0 + 60000000000u;
+	msg_info m;
+	conn_send_exec(&c, 1, NULL, cmd);
+	for (;;) {
+		conn_wait(&c, &m);
+		uint64_t now = now_ns();
+		if (now >= next_sample) { /* VmRSS every 10 ms: a check on VmHWM, and the figure if it cannot be reset */
+			unsigned long rss = proc_status_kib(server, "VmRSS");
+			rss_peak = rss > rss_peak ? rss : rss_peak;
+			next_sample = now + 10000000u;
+			if (now > deadline)
+				die("stream: over 60 s");
+		}
+		if (!msg_is(&m, "stream"))
+			break;
+		take_chunk(&m, 1, &got);
+		messages++;
+	}
+	uint64_t t1 = now_ns();
+	check_exec_reply(&c, &m);
+	if (got != bytes)
+		die("stream: %llu bytes, expected %llu", (unsigned long long)got, (unsigned long long)bytes);
+	double secs = (double)(t1 - t0) / 1e9;
+	unsigned long hwm = hwm_ok ? proc_status_kib(server, "VmHWM") : rss_peak;
+	printf("%.1f %llu %lu %lu %.0f %.0f\n", mib_per_s(got, t1 - t0), (unsigned long long)messages, hwm, rss_peak,
+	       (proc_cpu_ticks(server) - srv0) / (double)sysconf(_SC_CLK_TCK) * 1e3,
+	       (self_cpu_s() - cpu0) / secs * 100);
+	conn_close(&c);
+	return 0;
+}
+
+/* The baseline's receiving end: a listening socket, PROG started with its port as last argument and pinned
+ * like the agent, every byte read until EOF, and PROG's own report ("VmHWM_KiB CPU_ms") on its stdout. */
+static int cmd_copy(char **argv)
+{
+	uint64_t bytes = num(argv[0], "bytes"), got = 0;
+	long cpu = strtol(argv[1], NULL, 10);
+	char **prog = argv + 2, port[16];
+	size_t nargs = 0;
+	while (prog[nargs])
+		nargs++;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), out[2];
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t alen = sizeof(a);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &alen) || pipe2(out, O_CLOEXEC))
+		die("copy: listen: %s", strerror(errno));
+	snprintf(port, sizeof(port), "%u", ntohs(a.sin_port));
+	char **args = calloc(nargs + 2, sizeof(char *));
+	memcpy(args, prog, nargs * sizeof(char *));
+	args[nargs] = port;
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		pin_self(cpu);
+		dup2(out[1], 1);
+		execv(args[0], args);
+		_exit(127);
+	}
+	close(out[1]);
+	/* accept within 5 s, or the program failed */
+	if (poll(&(struct pollfd){.fd = lfd, .events = POLLIN}, 1, 5000) != 1) {
+		stop(pid);
+		die("copy: %s did not connect", prog[0]);
+	}
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	static uint8_t buf[CONN_BIG_BUF_BYTES];
+	double cpu0 = self_cpu_s();
+	uint64_t t0 = now_ns();
+	for (ssize_t r; (r = read(fd, buf, sizeof(buf))) != 0;) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("copy: read: %s", strerror(errno));
+		got += (uint64_t)r;
+	}
+	uint64_t t1 = now_ns();
+	double cpu1 = self_cpu_s();
+	char report[128] = "";
+	ssize_t rn = read(out[0], report, sizeof(report) - 1);
+	int st;
+	waitpid(pid, &st, 0);
+	unsigned long hwm, cpu_ms;
+	if (rn <= 0 || sscanf(report, "%lu %lu", &hwm, &cpu_ms) != 2 || !WIFEXITED(st) || WEXITSTATUS(st))
+		die("copy: %s failed (status %d)", prog[0], st);
+	if (got != bytes)
+		die("copy: %llu bytes, expected %llu", (unsigned long long)got, (unsigned long long)bytes);
+	printf("%.1f %lu %lu %.0f\n", mib_per_s(got, t1 - t0), hwm, cpu_ms,
+	       (cpu1 - cpu0) / ((double)(t1 - t0) / 1e9) * 100);
 	return 0;
 }
 
@@ -313,8 +623,10 @@ int main(int argc, char **argv)
 		const char *name;
 		int args; /* at least */
 		int (*run)(char **);
-	} cmds[] = {{"probe", 3, cmd_probe}, {"start", 5, cmd_start}, {"hold", 3, cmd_hold},
-		    {"rtt", 4, cmd_rtt},     {"tput", 5, cmd_tput}};
+	} cmds[] = {{"probe", 3, cmd_probe},   {"start", 5, cmd_start},         {"hold", 3, cmd_hold},
+		    {"rtt", 4, cmd_rtt},       {"tput", 5, cmd_tput},           {"exec", 4, cmd_exec},
+		    {"spawn", 2, cmd_spawn},   {"xtput", 5, cmd_xtput},         {"spawntput", 2, cmd_spawntput},
+		    {"stream", 4, cmd_stream}, {"copy", 3, cmd_copy}};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 2 && strcmp(argv[1], "freeport") == 0)
 		return cmd_freeport();
@@ -324,5 +636,6 @@ int main(int argc, char **argv)
 				die("%s: too few arguments (see the top of rabench.c)", cmds[i].name);
 			return cmds[i].run(argv + 2);
 		}
-	die("usage: rabench freeport|probe|start|hold|rtt|tput ... (see the top of rabench.c)");
+	die("usage: rabench freeport|probe|start|hold|rtt|tput|exec|spawn|xtput|spawntput|stream|copy ... (see the "
+	    "top of rabench.c)");
 }

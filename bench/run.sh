@@ -28,9 +28,10 @@ CFLAGS=(-O2 -Wall -Wextra -std=gnu11)
 # The servers of the baselines are static like the agent, so that start-up and RSS compare like with like
 # (a dynamic glibc program spends most of its start-up in the loader). musl if we have it, as the agent does.
 if command -v musl-gcc >/dev/null; then STATIC_CC=(musl-gcc -static); else STATIC_CC=(gcc -static); fi
-gcc "${CFLAGS[@]}" -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/bench/wire.c"
+gcc "${CFLAGS[@]}" -pthread -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/bench/wire.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/echo_server" "$ROOT/bench/echo_server.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/sleeper" "$ROOT/bench/sleeper.c"
+"${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/pipecopy" "$ROOT/bench/pipecopy.c"
 RABENCH=$OUT/rabench
 
 # ---- pinning: servers on CPU 0, clients on CPU 1, so that neither steals the other's core ----
@@ -52,12 +53,14 @@ trap cleanup EXIT
 
 freeport() { "$RABENCH" freeport; }
 
-start_agent() { # PORT: sets AGENT_PID
-	RUNRA_AGENT_TOKEN=$TOKEN "${PIN_SRV[@]}" "$AGENT" --listen "127.0.0.1:$1" --workdir "$OUT/work" \
-		--log-level warn 2>>"$OUT/agent.log" &
+start_agent() { # PORT [AGENT_ARG...]: sets AGENT_PID
+	local port=$1
+	shift
+	RUNRA_AGENT_TOKEN=$TOKEN "${PIN_SRV[@]}" "$AGENT" --listen "127.0.0.1:$port" --workdir "$OUT/work" \
+		--log-level warn "$@" 2>>"$OUT/agent.log" &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
-	"$RABENCH" probe "$1" "HTTP/1.1 200" 3000 || fail "the agent did not answer /healthz on port $1"
+	"$RABENCH" probe "$port" "HTTP/1.1 200" 3000 || fail "the agent did not answer /healthz on port $port"
 }
 
 start_echo() { # PORT MODE: sets ECHO_PID
@@ -91,7 +94,7 @@ BG_WARN=""
 ((BG_BUSY <= 10)) || BG_WARN=" — the machine was not idle: the figures may be skewed"
 
 # ---- 1. size ----
-log "1/6 binary size"
+log "1/9 binary size"
 strip -o "$OUT/runra-agent.stripped" "$AGENT"
 SIZE=$(stat -c %s "$OUT/runra-agent.stripped")
 BUSYBOX=""
@@ -100,7 +103,7 @@ if [[ -x /bin/busybox ]] && dpkg-query -W -f='${db:Status-Status}' busybox-stati
 fi
 
 # ---- 2, 3. idle RSS and wake-ups, agent and sleeper side by side over the same 10 s ----
-log "2/6 idle RSS and wake-ups (12 s)"
+log "2/9 idle RSS and wake-ups (12 s)"
 "${PIN_SRV[@]}" "$OUT/sleeper" &
 SLEEPER=$!
 PIDS+=("$SLEEPER")
@@ -124,7 +127,7 @@ WAKE=$(awk -v a="$CS0" -v b="$CS1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
 WAKE_BASE=$(awk -v a="$CSB0" -v b="$CSB1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
 
 # ---- 5. round trip: on one CPU (pure processing cost) and across two (adds the cross-CPU wake-up) ----
-log "3/6 ping round trip"
+log "3/9 ping round trip"
 rtt() { # PORT TOKEN PIN...: p50 p99 min mean
 	local port=$1 tok=$2
 	shift 2
@@ -143,7 +146,7 @@ read -r E2_P50 E2_P99 _ <<<"$R"
 stop "$ECHO_PID" || true
 
 # ---- 6. throughput: one ping in flight per connection; median of three 1 s windows after 0.5 s of warm-up ----
-log "4/6 throughput (6 x 3.5 s)"
+log "4/9 ping throughput (6 x 3.5 s)"
 declare -A TP
 throughput() { # PORT TOKEN SERVER_PID CONNS: replies/s client% server%
 	"${PIN_CLI[@]}" "$RABENCH" tput "$1" "$2" "$4" 3 "$3" || fail "throughput with $4 connections on port $1"
@@ -157,8 +160,45 @@ start_echo "$EPORT" epoll
 for n in 1 16 256; do TP[echo$n]=$(throughput "$EPORT" - "$ECHO_PID" $n); done
 stop "$ECHO_PID" || true
 
+# ---- 7, 8, 9. processes: an agent of their own, allowed 4096 processes ----
+# Its children inherit its CPU (0); the baselines' children inherit theirs, pinned the same way. One PATH for
+# the agent and the baselines, so that finding "true" costs both the same few execve() attempts.
+STD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+STREAM_BYTES=1073741824
+XPORT=$(freeport)
+PATH=$STD_PATH start_agent "$XPORT" --max-processes 4096
+XAGENT_PID=$AGENT_PID
+
+log "5/9 exec round trip (2 x 2,100 execs, then 2,100 spawns)"
+xrtt() { # PIN...: p50 p99 min mean
+	"$@" "$RABENCH" exec "$XPORT" "$TOKEN" 100 2000 || fail "exec round trip"
+}
+R=$(xrtt "${PIN_SAME[@]}")
+read -r X1_P50 X1_P99 _ <<<"$R"
+R=$(xrtt "${PIN_CLI[@]}")
+read -r X2_P50 X2_P99 _ <<<"$R"
+R=$(PATH=$STD_PATH "${PIN_SRV[@]}" "$RABENCH" spawn 100 2000) || fail "raw spawn round trip"
+read -r SP_P50 SP_P99 _ <<<"$R"
+
+log "6/9 stdout streaming (1 GiB through the agent, then through a plain pipe-to-TCP copier)"
+R=$("${PIN_CLI[@]}" "$RABENCH" stream "$XPORT" "$TOKEN" $STREAM_BYTES "$XAGENT_PID") || fail "the 1 GiB stream"
+read -r ST_MIBS ST_MSGS ST_HWM ST_RSSMAX ST_SRV_MS ST_CLI <<<"$R"
+R=$("${PIN_CLI[@]}" "$RABENCH" copy $STREAM_BYTES $SRV_CPU "$OUT/pipecopy" "head -c $STREAM_BYTES /dev/zero") ||
+	fail "the plain pipe-to-TCP copy"
+read -r CP_MIBS CP_HWM CP_MS CP_CLI <<<"$R"
+
+# Throughput is what the whole machine can start: the agent (and so its children), the client and the
+# baseline's threads all get every CPU.
+log "7/9 exec throughput (2 x 3.5 s)"
+((SRV_CPU < 0)) || taskset -a -p -c "0-$(($(nproc) - 1))" "$XAGENT_PID" >/dev/null
+XTP=$("$RABENCH" xtput "$XPORT" "$TOKEN" 32 3 "$XAGENT_PID") || fail "exec throughput"
+STP=$(PATH=$STD_PATH "$RABENCH" spawntput 32 3) || fail "raw spawn throughput"
+alive "$XAGENT_PID" "the agent"
+XAGENT_RC=0
+stop "$XAGENT_PID" || XAGENT_RC=$?
+
 # ---- 4. start to ready: fork/exec until GET /healthz is answered, 20 times ----
-log "5/6 start to ready (2 x 20 starts)"
+log "8/9 start to ready (2 x 20 starts)"
 SPORT=$(freeport)
 START=$(RUNRA_AGENT_TOKEN=$TOKEN "${PIN_CLI[@]}" "$RABENCH" start 20 "$SPORT" "HTTP/1.1 200" $SRV_CPU \
 	"$AGENT" --listen "127.0.0.1:$SPORT" --workdir "$OUT/work" --log-level warn 2>>"$OUT/agent.log") ||
@@ -169,9 +209,12 @@ read -r ST_MED ST_MIN ST_MAX <<<"$START"
 read -r SB_MED SB_MIN SB_MAX <<<"$START_BASE"
 
 # ---- the report ----
-log "6/6 report"
+log "9/9 report"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "—"; else printf "%.2f×", a / b }'; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "**meets**" : "**misses**" }'; }
+verdict_ge() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "**meets**" : "**misses**" }'; }
+times() { awk -v a="$1" -v k="$2" 'BEGIN { print a * k }'; }                 # VALUE FACTOR
+max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0) ? a : b }'; }
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
 group() { sed -E ':a; s/^([0-9]+)([0-9]{3})/\1,\2/; ta' <<<"$1"; } # 1234567 -> 1,234,567
 tp_cell() { # "replies/s client% server%" SERVER_NAME
@@ -226,6 +269,19 @@ for n in 1 16 256; do
 	read -r re _ _ <<<"${TP[echo$n]}"
 	echo "| 6. ping throughput, $n connection$( ((n > 1)) && echo s) | $(tp_cell "${TP[agent$n]}" agent) | $(tp_cell "${TP[echo$n]}" echo) | $(ratio "$ra" "$re") | — |"
 done
+read -r XT_RATE _ _ <<<"$XTP"
+read -r SPT_RATE SPT_CPU <<<"$STP"
+SPAWN2=$(times "$SP_P50" 2)
+ST_PEAK=$(max "$ST_HWM" "$ST_RSSMAX")
+cat <<EOF
+| 7a. exec round trip p50, argv ["true"], client on the agent's CPU | $X1_P50 µs | $SP_P50 µs, posix_spawnp("true") + waitpid | $(ratio "$X1_P50" "$SP_P50") | ≤ 2× spawn: $(verdict "$X1_P50" "$SPAWN2") |
+| 7a. exec round trip p99, one CPU | $X1_P99 µs | $SP_P99 µs, posix_spawnp + waitpid | $(ratio "$X1_P99" "$SP_P99") | — |
+| 7b. exec round trip p50, client on the other CPU | $X2_P50 µs | $SP_P50 µs, posix_spawnp + waitpid | $(ratio "$X2_P50" "$SP_P50") | ≤ 2× spawn: $(verdict "$X2_P50" "$SPAWN2") |
+| 7b. exec round trip p99, two CPUs | $X2_P99 µs | $SP_P99 µs, posix_spawnp + waitpid | $(ratio "$X2_P99" "$SP_P99") | — |
+| 8. exec throughput, 32 connections × 1 exec of "true" in flight | $(tp_cell "$XTP" agent | sed 's|µs/reply|µs/exec|') | $(group "$SPT_RATE")/s, 32 threads each posix_spawnp + waitpid in a loop; their CPU ${SPT_CPU}% | $(ratio "$XT_RATE" "$SPT_RATE") | ≥ 1,000/s: $(verdict_ge "$XT_RATE" 1000) |
+| 9. stdout streaming of \`head -c 1073741824 /dev/zero\` | $ST_MIBS MiB/s ($(group "$ST_MSGS") stream messages; agent CPU $ST_SRV_MS ms; client CPU $ST_CLI%$( ((ST_CLI >= 90)) && echo ", client-bound")) | $CP_MIBS MiB/s, the same command's pipe copied to TCP by a plain program (its CPU $CP_MS ms; receiver CPU $CP_CLI%) | $(ratio "$ST_MIBS" "$CP_MIBS") | ≥ 60% of the copy: $(verdict_ge "$ST_MIBS" "$(times "$CP_MIBS" 0.6)") |
+| 9. agent peak RSS during that stream | $ST_PEAK KiB (idle, figure 2: $RSS KiB) | $CP_HWM KiB, the static copier's peak | $(ratio "$ST_PEAK" "$CP_HWM") | — |
+EOF
 cat <<EOF
 
 Notes
@@ -241,5 +297,21 @@ Notes
   its CPU use in that window, from /proc/PID/stat (10 ms ticks); µs/reply is that CPU time divided
   by the replies. "client-bound": the single-threaded load generator used 90 % or more of its CPU, so the
   replies/s is a lower bound of what that server could do, and µs/reply is the fairer comparison.
-- The agent exited with status $AGENT_RC after SIGTERM (0 = graceful).
+- 7: exec of argv ["true"] (no shell), then wait for its reply, 2,000 times after 100 warm-up, on one
+  connection; every reply must say exit code 0. The baseline is the raw cost of the same: posix_spawnp("true")
+  and waitpid from one thread, pinned to CPU $SRV_CPU like the agent (children inherit their parent's CPU).
+  Both find "true" through PATH=$STD_PATH. 7a has the client on the agent's CPU too, 7b on the other one.
+- 8: 32 WebSocket connections, one exec in flight on each (the next sent when the reply comes), median of
+  three 1 s windows after 0.5 s of warm-up, as in 6. Agent, client and baseline are not pinned: the
+  agent's children may run on every CPU, as the baseline's do. Agent CPU is the agent's own (its
+  children's is not counted), and µs/exec is that CPU time per exec.
+- 9: one exec of \`head -c 1073741824 /dev/zero\` (through /bin/sh -c); the client checks that the stdout
+  stream messages are contiguous by offset and add up to exactly 1 GiB, and that the reply says exit code
+  0 with nothing lost. Timed from sending the request to the reply. The baseline (\`pipecopy.c\`, static)
+  starts the same command with stdout on a pipe, reads it 64 KiB at a time as the agent does and write()s
+  it to a blocking TCP socket; the receiver counts until EOF, timed from accept. Both senders (and
+  \`head\`) on CPU $SRV_CPU, both receivers on CPU $CLI_CPU. 1 MiB = 1048576 B.
+- 9, peak RSS: VmHWM, reset (via /proc/PID/clear_refs) just before the exec and read after the reply,
+  checked against VmRSS sampled every 10 ms; the larger is shown. The copier's is its own VmHWM.
+- The agent exited with status $AGENT_RC after SIGTERM (0 = graceful); the agent of 7-9 with $XAGENT_RC.
 EOF

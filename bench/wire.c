@@ -140,9 +140,70 @@ static const uint8_t *mp_str(const uint8_t *p, const uint8_t *end, const char **
 	return e;
 }
 
+/* Reads a bin header (stream data): sets *d and *len, returns the end, or NULL if it is not a bin. */
+static const uint8_t *mp_bin(const uint8_t *p, const uint8_t *end, const uint8_t **d, size_t *len)
+{
+	const uint8_t *e = mp_skip(p, end, 0);
+	int hdr = !e ? 0 : *p == 0xc4 ? 2 : *p == 0xc5 ? 3 : *p == 0xc6 ? 5 : 0;
+	if (!hdr)
+		return NULL;
+	*d = p + hdr;
+	*len = (size_t)(e - p) - (size_t)hdr;
+	return e;
+}
+
+/* A non-negative integer in any of msgpack's integer forms. */
+static bool mp_uint(const uint8_t *v, const uint8_t *end, uint64_t *out)
+{
+	if (!mp_skip(v, end, 0))
+		return false;
+	if (*v <= 0x7f)
+		*out = *v;
+	else if (*v >= 0xcc && *v <= 0xcf)
+		*out = be(v + 1, 1 << (*v - 0xcc));
+	else if (*v >= 0xd0 && *v <= 0xd3 && !(v[1] & 0x80)) /* a signed form holding a value >= 0 */
+		*out = be(v + 1, 1 << (*v - 0xd0));
+	else
+		return false;
+	return true;
+}
+
+/* The value under key in the map at p, or NULL. */
+static const uint8_t *mp_lookup(const uint8_t *p, const uint8_t *end, const char *key)
+{
+	uint64_t pairs;
+	if (p >= end)
+		return NULL;
+	if ((*p & 0xf0) == 0x80)
+		pairs = *p++ & 0x0f;
+	else if (*p == 0xde && end - p >= 3) {
+		pairs = be(p + 1, 2);
+		p += 3;
+	} else
+		return NULL;
+	size_t want = strlen(key);
+	while (pairs-- && p) {
+		const char *k;
+		size_t klen;
+		const uint8_t *v = mp_str(p, end, &k, &klen);
+		if (!v)
+			return NULL;
+		if (klen == want && memcmp(k, key, want) == 0)
+			return v;
+		p = mp_skip(v, end, 0);
+	}
+	return NULL;
+}
+
+static bool key_is(const char *k, size_t klen, const char *want)
+{
+	return klen == strlen(want) && memcmp(k, want, klen) == 0;
+}
+
 static bool parse_msg(const uint8_t *p, const uint8_t *end, msg_info *m)
 {
 	memset(m, 0, sizeof(*m));
+	m->end = end;
 	uint64_t pairs;
 	if ((*p & 0xf0) == 0x80)
 		pairs = *p++ & 0x0f;
@@ -160,16 +221,22 @@ static bool parse_msg(const uint8_t *p, const uint8_t *end, msg_info *m)
 		const uint8_t *next = mp_skip(v, end, 0);
 		if (!next)
 			return false;
-		if (klen == 2 && memcmp(k, "id", 2) == 0) {
-			if (*v <= 0x7f)
-				m->id = *v;
-			else if (*v >= 0xcc && *v <= 0xcf)
-				m->id = be(v + 1, 1 << (*v - 0xcc));
-			else
+		if (key_is(k, klen, "id")) {
+			if (!mp_uint(v, end, &m->id))
 				return false;
 			m->has_id = true;
-		} else if (klen == 4 && memcmp(k, "type", 4) == 0 && !mp_str(v, end, &m->type, &m->type_len)) {
+		} else if (key_is(k, klen, "type") && !mp_str(v, end, &m->type, &m->type_len)) {
 			return false;
+		} else if (key_is(k, klen, "offset")) {
+			if (!mp_uint(v, end, &m->offset))
+				return false;
+			m->has_offset = true;
+		} else if (key_is(k, klen, "stream") && !mp_str(v, end, &m->stream, &m->stream_len)) {
+			return false;
+		} else if (key_is(k, klen, "data") && !mp_bin(v, end, &m->data, &m->data_len)) {
+			return false;
+		} else if (key_is(k, klen, "result") || key_is(k, klen, "error")) {
+			m->result = v; /* an error reply keeps its error map here; check_exec_reply tells them apart */
 		}
 		p = next;
 	}
@@ -197,16 +264,102 @@ void conn_send_ping(conn *c, uint64_t id)
 	write_all(c->fd, f, sizeof(f));
 }
 
+/* One masked binary frame around a msgpack message (at most 1 KiB: requests are small). */
+static void send_frame(conn *c, const uint8_t *msg, size_t n)
+{
+	static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
+	uint8_t f[8 + 1024];
+	size_t h = 0;
+	if (n > 1024)
+		die("request of %zu bytes: too large for send_frame", n);
+	f[h++] = 0x82;
+	if (n < 126) {
+		f[h++] = (uint8_t)(0x80 | n);
+	} else {
+		f[h++] = 0x80 | 126;
+		f[h++] = (uint8_t)(n >> 8);
+		f[h++] = (uint8_t)n;
+	}
+	memcpy(f + h, key, 4);
+	h += 4;
+	for (size_t i = 0; i < n; i++)
+		f[h + i] = msg[i] ^ key[i & 3];
+	write_all(c->fd, f, h + n);
+}
+
+/* A msgpack writer for requests: only the forms they use. */
+typedef struct {
+	uint8_t b[1024];
+	size_t n;
+} mpw;
+
+static void w_byte(mpw *w, uint8_t b)
+{
+	if (w->n == sizeof(w->b))
+		die("request too large");
+	w->b[w->n++] = b;
+}
+
+static void w_str(mpw *w, const char *s)
+{
+	size_t len = strlen(s);
+	if (len < 32) {
+		w_byte(w, (uint8_t)(0xa0 | len));
+	} else if (len < 65536) {
+		w_byte(w, 0xda);
+		w_byte(w, (uint8_t)(len >> 8));
+		w_byte(w, (uint8_t)len);
+	} else {
+		die("string too long");
+	}
+	for (size_t i = 0; i < len; i++)
+		w_byte(w, (uint8_t)s[i]);
+}
+
+void conn_send_exec(conn *c, uint64_t id, const char *const *argv, const char *cmd)
+{
+	mpw w = {.n = 0};
+	size_t argc = 0;
+	while (argv && argv[argc])
+		argc++;
+	if (argc > 15)
+		die("too many arguments");
+	w_byte(&w, 0x83);
+	w_str(&w, "id");
+	w_byte(&w, 0xcf); /* as in ping: always uint64 */
+	for (int i = 0; i < 8; i++)
+		w_byte(&w, (uint8_t)(id >> (56 - 8 * i)));
+	w_str(&w, "op");
+	w_str(&w, "exec");
+	if (argv) {
+		w_str(&w, "argv");
+		w_byte(&w, (uint8_t)(0x90 | argc));
+		for (size_t i = 0; i < argc; i++)
+			w_str(&w, argv[i]);
+	} else {
+		w_str(&w, "cmd");
+		w_str(&w, cmd);
+	}
+	c->want_id = id;
+	send_frame(c, w.b, w.n);
+}
+
 bool conn_fill(conn *c)
 {
-	if (c->off) { /* the caller is done with everything before off */
+	if (c->in_frag) { /* keep the payload assembled so far, drop the frame headers between its parts */
+		memmove(c->buf, c->buf + c->frag_at, c->frag_len);
+		memmove(c->buf + c->frag_len, c->buf + c->off, c->len - c->off);
+		c->len = c->frag_len + (c->len - c->off);
+		c->off = c->frag_len;
+		c->frag_at = 0;
+	} else if (c->off) { /* the caller is done with everything before off */
 		memmove(c->buf, c->buf + c->off, c->len - c->off);
 		c->len -= c->off;
 		c->off = 0;
 	}
-	if (c->len == sizeof(c->buf))
-		die("a message larger than %zu bytes", sizeof(c->buf));
-	ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	if (c->len == c->cap)
+		die("a message larger than %zu bytes", c->cap);
+	ssize_t r = read(c->fd, c->buf + c->len, c->cap - c->len);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return true;
 	if (r < 0)
@@ -233,7 +386,7 @@ int conn_next(conn *c, msg_info *m)
 		if (hdr > 2)
 			len = be(p + 2, (int)hdr - 2);
 		uint8_t *payload = p + hdr + (masked ? 4 : 0);
-		if (len > sizeof(c->buf) || (uint64_t)(c->buf + c->len - payload) < len)
+		if (len > c->cap || (uint64_t)(c->buf + c->len - payload) < len)
 			return 0;
 		if (masked)
 			for (uint64_t i = 0; i < len; i++)
@@ -252,8 +405,24 @@ int conn_next(conn *c, msg_info *m)
 			continue;
 		if (op == 0x8)
 			die("peer closed the WebSocket");
-		if (op != 0x2 || !(p[0] & 0x80))
-			die("unexpected frame 0x%02x (text or fragmented)", p[0]);
+		bool fin = p[0] & 0x80;
+		if (op == 0x2 && !c->in_frag && !fin) { /* the first part of a fragmented message */
+			c->in_frag = true;
+			c->frag_at = (size_t)(payload - c->buf);
+			c->frag_len = len;
+			continue;
+		}
+		if (op == 0x0 && c->in_frag) { /* a continuation: joined to what came before */
+			memmove(c->buf + c->frag_at + c->frag_len, payload, len);
+			c->frag_len += len;
+			if (!fin)
+				continue;
+			c->in_frag = false;
+			payload = c->buf + c->frag_at;
+			len = c->frag_len;
+		} else if (op != 0x2 || c->in_frag) {
+			die("unexpected frame 0x%02x (text, or out of sequence)", p[0]);
+		}
 		if (!len || !parse_msg(payload, payload + len, m))
 			die("message is not a msgpack map");
 		return 1;
@@ -269,21 +438,90 @@ void check_reply(conn *c, const msg_info *m)
 	c->want_id = 0;
 }
 
+bool msg_is(const msg_info *m, const char *type)
+{
+	return m->type && key_is(m->type, m->type_len, type);
+}
+
+bool msg_result_uint(const msg_info *m, const char *const *path, uint64_t *out)
+{
+	const uint8_t *v = m->result;
+	for (; v && *path; path++)
+		v = mp_lookup(v, m->end, *path);
+	return v && mp_uint(v, m->end, out);
+}
+
+/* Prints the error reply's code and message, if that is what m is. */
+static void die_if_error(const msg_info *m)
+{
+	const char *code = "?", *text = "?";
+	size_t code_len = 1, text_len = 1;
+	const uint8_t *v = m->result ? mp_lookup(m->result, m->end, "code") : NULL;
+	if (!v)
+		return;
+	mp_str(v, m->end, &code, &code_len);
+	if ((v = mp_lookup(m->result, m->end, "message")))
+		mp_str(v, m->end, &text, &text_len);
+	die("error reply %.*s: %.*s", (int)code_len, code, (int)text_len, text);
+}
+
+void check_exec_reply(conn *c, const msg_info *m)
+{
+	check_reply(c, m);
+	die_if_error(m);
+	uint64_t code, lost_out, lost_err;
+	if (!msg_result_uint(m, (const char *const[]){"status", "exitCode", NULL}, &code) ||
+	    !msg_result_uint(m, (const char *const[]){"stdoutLost", NULL}, &lost_out) ||
+	    !msg_result_uint(m, (const char *const[]){"stderrLost", NULL}, &lost_err))
+		die("exec reply %llu without status.exitCode, stdoutLost or stderrLost", (unsigned long long)m->id);
+	if (code || lost_out || lost_err)
+		die("exec %llu: exit code %llu, %llu + %llu bytes of output lost", (unsigned long long)m->id,
+		    (unsigned long long)code, (unsigned long long)lost_out, (unsigned long long)lost_err);
+}
+
+/* conn_fill, dying at EOF or at the second read in a row that timed out (*empty counts them). */
+static void fill_or_die(conn *c, int *empty)
+{
+	size_t before = c->len - c->off; /* compaction keeps this: it changes only when bytes came */
+	if (!conn_fill(c))
+		die("peer closed the connection");
+	*empty = c->len - c->off == before ? *empty + 1 : 0;
+	if (*empty >= 2)
+		die("nothing received for 10 s");
+}
+
+void conn_wait(conn *c, msg_info *m)
+{
+	int empty = 0;
+	while (!conn_next(c, m))
+		fill_or_die(c, &empty);
+}
+
 void conn_ping(conn *c, uint64_t id)
 {
 	msg_info m;
 	conn_send_ping(c, id);
-	while (!conn_next(c, &m))
-		if (!conn_fill(c))
-			die("peer closed the connection");
+	conn_wait(c, &m);
 	check_reply(c, &m);
 }
 
 /* ---- opening ---- */
 
-void conn_open(conn *c, uint16_t port, const char *token)
+void conn_open(conn *c, uint16_t port, const char *token) { conn_open_sized(c, port, token, CONN_BUF_BYTES); }
+
+void conn_close(conn *c)
+{
+	close(c->fd);
+	free(c->buf);
+	c->buf = NULL;
+}
+
+void conn_open_sized(conn *c, uint16_t port, const char *token, size_t cap)
 {
 	memset(c, 0, sizeof(*c));
+	c->cap = cap;
+	if (!(c->buf = malloc(cap)))
+		die("out of memory");
 	c->echo = token == NULL;
 	c->fd = tcp_connect(port);
 	if (c->fd < 0)
@@ -301,9 +539,11 @@ void conn_open(conn *c, uint16_t port, const char *token)
 	write_all(c->fd, req, (size_t)n);
 	/* The 101 response; bytes after its blank line are already frames (often the ready message). */
 	char *eoh = NULL;
+	int empty = 0;
 	while (!eoh) {
-		if (c->len == sizeof(c->buf) - 1 || !conn_fill(c))
+		if (c->len == c->cap - 1)
 			die("no upgrade response");
+		fill_or_die(c, &empty);
 		c->buf[c->len] = 0;
 		eoh = strstr((char *)c->buf, "\r\n\r\n");
 	}
@@ -311,9 +551,7 @@ void conn_open(conn *c, uint16_t port, const char *token)
 		die("upgrade refused: %.*s", (int)strcspn((char *)c->buf, "\r\n"), (char *)c->buf);
 	c->off = (size_t)(eoh + 4 - (char *)c->buf);
 	msg_info m;
-	while (!conn_next(c, &m))
-		if (!conn_fill(c))
-			die("closed before the ready message");
+	conn_wait(c, &m);
 	if (!m.type || m.type_len != 5 || memcmp(m.type, "ready", 5) != 0)
 		die("the first message is not \"ready\"");
 }

@@ -65,6 +65,9 @@ bool msg_is(const msg_info *m, const char *type);
 bool msg_result_uint(const msg_info *m, const char *const *path, uint64_t *out);
 /* Dies unless m is the reply to the exec in flight and says exit code 0 with no output lost. */
 void check_exec_reply(conn *c, const msg_info *m);
+/* Blocking: the next message into *m. Dies when the peer closes, or when nothing came for 10 s (a read that
+ * times out after the socket's 5 s returns nothing; a stalled peer must end the run, not hang it). */
+void conn_wait(conn *c, msg_info *m);
 /* Blocking: sends ping id and waits for its reply. */
 void conn_ping(conn *c, uint64_t id);
 

@@ -32,7 +32,6 @@ struct ra_proc {
 	ev_io out_watch[RA_STREAM_COUNT];
 	uint64_t hold[RA_STREAM_COUNT];
 	uint64_t exit_offset[RA_STREAM_COUNT];
-	bool exit_offset_known[RA_STREAM_COUNT];
 	bool exit_announced;
 
 	int in_fd; /* -1: closed */
@@ -58,7 +57,7 @@ static ev_signal sigchld_watcher;
 static uint8_t read_buf[65536];
 
 /* Children whose exec failed were never tracked: their exit is expected, not an orphan's. */
-#define DISCARD_SLOTS 32
+#define DISCARD_SLOTS 128
 static pid_t discard_pids[DISCARD_SLOTS];
 
 static double mono_now(void)
@@ -117,6 +116,7 @@ static ra_proc *find_running_pid(pid_t pid)
 }
 
 ra_proc *ra_proc_first(void) { return table_head; }
+char *ra_proc_describe(const ra_spawn_opts *opts) { return spawn_describe(opts); }
 ra_proc *ra_proc_next(const ra_proc *p) { return p->next; }
 size_t ra_proc_count_live(void) { return live_count; }
 unsigned long ra_procmgr_orphans_reaped(void) { return orphans_reaped; }
@@ -132,12 +132,24 @@ static void proc_free(ra_proc *p)
 	free(p);
 }
 
-/* Drops the oldest finished processes nobody references, down to the retention limit. */
+static size_t retained_bytes(void)
+{
+	size_t n = 0;
+	for (ra_proc *p = table_head; p; p = p->next)
+		if (p->state == RA_PROC_DONE)
+			n += p->out[RA_STREAM_STDOUT].alloc + p->out[RA_STREAM_STDERR].alloc;
+	return n;
+}
+
+/* Drops the oldest finished processes nobody references while more are kept than the retention count, or
+ * their output takes more than the retention budget. */
 static void evict_done(void)
 {
-	for (ra_proc *p = table_head; p && done_count > config.max_retained;) {
+	size_t bytes = retained_bytes();
+	for (ra_proc *p = table_head; p && (done_count > config.max_retained || bytes > config.retained_output_bytes);) {
 		ra_proc *next = p->next;
 		if (p->state == RA_PROC_DONE && p->refs == 0) {
+			bytes -= p->out[RA_STREAM_STDOUT].alloc + p->out[RA_STREAM_STDERR].alloc;
 			table_remove(p);
 			done_count--;
 			proc_free(p);
@@ -208,29 +220,14 @@ static void maybe_done(ra_proc *p)
 	evict_done();
 }
 
-/* The exit is announced once every stream has been read up to "empty" after the reap, so that all output
- * written before the exit comes before it. */
-static void maybe_announce_exit(ra_proc *p)
+static void announce_exit(ra_proc *p)
 {
-	if (p->state != RA_PROC_EXITED || p->exit_announced)
-		return;
-	for (int s = 0; s < RA_STREAM_COUNT; s++)
-		if (!p->exit_offset_known[s])
-			return;
 	p->exit_announced = true;
 	ra_proc_ref(p);
 	if (hooks.on_exit)
 		hooks.on_exit(p, hooks.ctx);
 	maybe_done(p);
 	ra_proc_unref(p);
-}
-
-static void note_drained(ra_proc *p, int s)
-{
-	if (p->state == RA_PROC_EXITED && !p->exit_offset_known[s]) {
-		p->exit_offset[s] = p->out[s].total;
-		p->exit_offset_known[s] = true;
-	}
 }
 
 static void close_output(ra_proc *p, int s)
@@ -240,7 +237,6 @@ static void close_output(ra_proc *p, int s)
 	ev_io_stop(loop, &p->out_watch[s]);
 	close(p->out_fd[s]);
 	p->out_fd[s] = -1;
-	note_drained(p, s);
 }
 
 /* ---- output ---- */
@@ -277,14 +273,11 @@ static void pump_stream(ra_proc *p, int s, unsigned max_reads)
 			close_output(p, s);
 		else if (n == -ENOBUFS)
 			ev_io_stop(loop, &p->out_watch[s]); /* resumed by ra_proc_set_hold */
-		else
-			note_drained(p, s);
 		break;
 	}
 	ra_proc_ref(p);
 	if (got && hooks.on_output)
 		hooks.on_output(p, hooks.ctx);
-	maybe_announce_exit(p);
 	maybe_done(p);
 	ra_proc_unref(p);
 }
@@ -344,13 +337,15 @@ static void on_stdin_writable(struct ev_loop *l, ev_io *w, int revents)
 	flush_stdin(w->data);
 }
 
-int ra_proc_write_stdin(ra_proc *p, const void *data, size_t len)
+/* Queues stdin bytes; `cap` bounds what may wait unread (the initial stdin of exec is not bounded: it is
+ * already in memory as part of its request). */
+static int enqueue_stdin(ra_proc *p, const void *data, size_t len, size_t cap)
 {
 	if (p->in_fd < 0 || p->in_close_pending)
 		return -EPIPE;
 	if (p->in_off > 0 && p->in_off == p->in_len)
 		p->in_len = p->in_off = 0;
-	if (len > config.stdin_queue_cap - (p->in_len - p->in_off))
+	if (len > cap - (p->in_len - p->in_off) || (p->in_len - p->in_off) > cap)
 		return -ENOBUFS;
 	if (p->in_off > 0) { /* compact before growing */
 		memmove(p->in_buf, p->in_buf + p->in_off, p->in_len - p->in_off);
@@ -365,6 +360,11 @@ int ra_proc_write_stdin(ra_proc *p, const void *data, size_t len)
 	p->in_len += len;
 	flush_stdin(p);
 	return 0;
+}
+
+int ra_proc_write_stdin(ra_proc *p, const void *data, size_t len)
+{
+	return enqueue_stdin(p, data, len, config.stdin_queue_cap);
 }
 
 int ra_proc_close_stdin(ra_proc *p)
@@ -445,20 +445,29 @@ static void record_exit(ra_proc *p, int status, const struct rusage *ru)
 	e->max_rss_kb = (uint64_t)ru->ru_maxrss;
 }
 
+/* Everything the leader wrote before it exited is in the ring or still in the pipe: the exit is placed
+ * after both, and announced at once, even when a slow reader keeps the rest in the pipe for now. */
+static void set_exit_offsets(ra_proc *p)
+{
+	for (int s = 0; s < RA_STREAM_COUNT; s++) {
+		int pending = 0;
+		if (p->out_fd[s] >= 0 && ioctl(p->out_fd[s], FIONREAD, &pending))
+			pending = 0;
+		p->exit_offset[s] = p->out[s].total + (uint64_t)(pending > 0 ? pending : 0);
+	}
+}
+
 static void proc_reaped(ra_proc *p, int status, const struct rusage *ru)
 {
 	ra_proc_ref(p); /* the hooks below may finish it */
 	stop_timers(p);
-	p->state = RA_PROC_EXITED;
 	record_exit(p, status, ru);
-	/* Read what the leader wrote before it exited; a stream whose ring is held full is read later. */
-	for (int s = 0; s < RA_STREAM_COUNT; s++) {
-		if (p->out_fd[s] < 0)
-			note_drained(p, s);
-		else
-			pump_stream(p, s, 64);
-	}
-	maybe_announce_exit(p);
+	for (int s = 0; s < RA_STREAM_COUNT; s++)
+		if (p->out_fd[s] >= 0)
+			pump_stream(p, s, 16);
+	set_exit_offsets(p);
+	p->state = RA_PROC_EXITED;
+	announce_exit(p);
 	ra_proc_unref(p);
 }
 
@@ -633,8 +642,9 @@ static void proc_start_io(ra_proc *p, const ra_spawn_opts *o)
 	if (p->in_fd >= 0) {
 		nonblock(p->in_fd);
 		if (o->stdin_len)
-			ra_proc_write_stdin(p, o->stdin_data, o->stdin_len);
-		if (!o->stdin_stream)
+			enqueue_stdin(p, o->stdin_data, o->stdin_len, SIZE_MAX);
+		/* A terminal stays open: an interactive program must not read an EOF nobody typed. */
+		if (!o->stdin_stream && !o->pty)
 			ra_proc_close_stdin(p);
 	}
 	if (o->timeout_ms) {
@@ -664,7 +674,7 @@ static int wait_exec_result(int fd, ra_spawn_failure *failure)
 	if (n == (ssize_t)sizeof(report)) {
 		failure->step = (spawn_step)report[0];
 		failure->err = report[1];
-		return RA_SPAWN_ERR_EXEC;
+		return RA_SPAWN_ERR_STEP;
 	}
 	return 0;
 }
@@ -682,6 +692,13 @@ static int spawn_checks(const ra_spawn_opts *o, ra_proc **out)
 	return 0;
 }
 
+static int step_failed(ra_spawn_failure *failure, spawn_step step, int neg_errno)
+{
+	failure->step = step;
+	failure->err = -neg_errno;
+	return RA_SPAWN_ERR_STEP;
+}
+
 int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failure)
 {
 	*out = NULL;
@@ -691,11 +708,13 @@ int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failu
 	spawn_plan plan = {0};
 	spawn_fds f = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
 	rc = spawn_plan_prepare(&plan, o, config.default_cwd);
-	if (!rc)
-		rc = o->pty ? open_pty(&f, o) : open_pipes(&f, o);
+	if (rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES)
+		rc = step_failed(failure, SPAWN_STEP_CWD, rc);
 	int ep[2];
-	if (!rc && pipe2(ep, O_CLOEXEC))
+	if (!rc && (rc = o->pty ? open_pty(&f, o) : open_pipes(&f, o)) == 0 && pipe2(ep, O_CLOEXEC))
 		rc = -errno;
+	if (rc < 0 && rc != RA_SPAWN_ERR_USER && rc != RA_SPAWN_ERR_STEP && rc != -ENOMEM)
+		rc = step_failed(failure, SPAWN_STEP_SETUP, rc);
 	if (rc)
 		goto out;
 	f.exec_r = ep[0], f.exec_w = ep[1];
@@ -705,7 +724,7 @@ int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failu
 
 	pid_t pid = fork();
 	if (pid < 0) {
-		rc = -errno;
+		rc = step_failed(failure, SPAWN_STEP_FORK, -errno);
 		goto out;
 	}
 	if (pid == 0)

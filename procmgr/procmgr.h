@@ -55,6 +55,7 @@ typedef struct {
 	size_t output_cap;           /* bytes retained per stream */
 	unsigned max_live;           /* processes not yet DONE */
 	unsigned max_retained;       /* DONE processes kept for status and reattach */
+	size_t retained_output_bytes; /* and the output memory they may keep, all together */
 	unsigned kill_grace_ms;      /* SIGTERM → SIGKILL */
 	size_t stdin_queue_cap;      /* bytes of stdin queued for a process that does not read */
 	const char *default_cwd;
@@ -86,11 +87,14 @@ typedef struct {
 
 /* Spawn failures that are the caller's, told apart from errno values for the protocol. */
 #define RA_SPAWN_ERR_USER (-100000)   /* unknown user */
-#define RA_SPAWN_ERR_EXEC (-100001)   /* the child failed before running the program: see ra_spawn_failure */
+#define RA_SPAWN_ERR_STEP (-100001)   /* a step of starting it failed: see ra_spawn_failure */
 
 /* The step of the child's setup that failed, with its errno. */
 typedef enum {
-	SPAWN_STEP_SETSID = 1,
+	SPAWN_STEP_CWD = 1,   /* parent: the working directory is missing or not one */
+	SPAWN_STEP_SETUP,     /* parent: pipes, terminal, /dev/null */
+	SPAWN_STEP_FORK,      /* parent: fork itself */
+	SPAWN_STEP_SETSID,    /* the rest happen in the child */
 	SPAWN_STEP_TERMINAL,
 	SPAWN_STEP_STDIO,
 	SPAWN_STEP_USER,
@@ -108,9 +112,12 @@ void ra_procmgr_init(struct ev_loop *loop, const ra_procmgr_config *cfg, const r
 void ra_procmgr_shutdown(void);
 
 /* Starts a process. On success *out is the new process (state RUNNING). On failure: -EEXIST (id in use;
- * *out is that process), -EAGAIN (too many live processes), -ENOENT (cwd missing), RA_SPAWN_ERR_USER,
- * RA_SPAWN_ERR_EXEC (with *failure), or another -errno. */
+ * *out is that process), -EAGAIN (too many live processes), -EINVAL (bad id or argv), RA_SPAWN_ERR_USER,
+ * RA_SPAWN_ERR_STEP (with *failure), or -ENOMEM. */
 int ra_proc_spawn(const ra_spawn_opts *opts, ra_proc **out, ra_spawn_failure *failure);
+
+/* The command as ra_proc_command reports it for these options (malloc'd). */
+char *ra_proc_describe(const ra_spawn_opts *opts);
 
 ra_proc *ra_proc_find(const char *id);
 ra_proc *ra_proc_first(void);

@@ -284,7 +284,8 @@ static const char *env_lookup(char *const *envp, const char *name)
 	return NULL;
 }
 
-/* execvpe with the child's own PATH (not the agent's): EACCES wins over ENOENT, as in a shell. */
+/* execvpe with the child's own PATH (not the agent's): a missing candidate moves on, EACCES is remembered
+ * (and wins over ENOENT, as in a shell), any other failure (E2BIG, ENOEXEC, ...) is the answer. */
 static void exec_search(char *const *argv, char *const *envp)
 {
 	const char *file = argv[0];
@@ -307,7 +308,10 @@ static void exec_search(char *const *argv, char *const *envp)
 			buf[at] = '/';
 			memcpy(buf + at + 1, file, flen + 1);
 			execve(buf, argv, envp);
-			saw_eacces |= errno == EACCES;
+			if (errno == EACCES)
+				saw_eacces = true;
+			else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP && errno != ENAMETOOLONG)
+				return;
 		}
 		if (!*end)
 			break;

@@ -99,7 +99,7 @@ const msgpack_object *ra_map_get(const msgpack_object_map *map, const char *key)
 
 /* The reason an op failed, written by the op, sent as the error's message. */
 typedef struct {
-	char text[256];
+	char text[512];
 } ra_why;
 
 ra_err ra_fail(ra_why *why, ra_err code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -33,19 +33,21 @@
 /* An HTTP request (upgrade or /healthz) must complete its headers within this. */
 #define RA_HTTP_HEADER_TIMEOUT_S 10
 
-/* Processes. Memory per process is bounded by 2 x the output buffer (its retained stdout and stderr) plus
- * the stdin queue. */
+/* Processes. Memory per process is bounded by 2 x the output buffer (its retained stdout and stderr), the
+ * stdin queue, and for each exec with collect 2 x its maxOutputBytes. */
 #define RA_OUTPUT_BUFFER_BYTES_DEFAULT (1u << 20) /* retained output per stream */
 #define RA_OUTPUT_BUFFER_BYTES_MIN (4u << 10)
 #define RA_OUTPUT_BUFFER_BYTES_MAX (64u << 20)
 #define RA_MAX_PROCESSES_DEFAULT 1024u
 #define RA_PROC_RETAINED_DONE 256u       /* finished processes kept for status and reattach */
+#define RA_PROC_RETAINED_OUTPUT_BYTES (64u << 20) /* and their output, all together */
 #define RA_KILL_GRACE_MS 2000u           /* SIGTERM, then SIGKILL after this */
 #define RA_STDIN_QUEUE_BYTES (1u << 20)  /* stdin queued for a process that does not read */
 #define RA_STREAM_CHUNK_BYTES (64u << 10) /* output bytes per stream message */
 #define RA_STREAM_QUEUE_HIGH (1u << 20)  /* stop moving output into a connection queued past this */
 #define RA_EXEC_MAX_ARGS 4096
-#define RA_EXEC_MAX_ARG_BYTES (256 << 10)
+#define RA_EXEC_MAX_ARG_BYTES (256 << 10) /* argv all together */
+#define RA_EXEC_MAX_ONE_ARG ((128 << 10) - 1) /* the kernel's limit for one argument (MAX_ARG_STRLEN) */
 #define RA_EXEC_MAX_ENV 4096
 #define RA_EXEC_MAX_ENV_BYTES (256 << 10)
 #define RA_EXEC_MAX_TIMEOUT_MS (7ull * 24 * 3600 * 1000) /* a week */

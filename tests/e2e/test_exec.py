@@ -431,3 +431,73 @@ def test_not_pid1_the_agent_is_a_subreaper(agent):
     wait_for(lambda: ws.call("info")["orphansReaped"] >= before + 50)
     with open(f"/proc/{agent.proc.pid}/task/{agent.proc.pid}/children") as f:
         assert f.read().split() == []  # no zombie left under the agent
+
+
+# ---- review fixes: each of these failed before ----
+
+def test_large_initial_stdin_is_fed_whole(agent):
+    out, _, status, _ = agent.ws().run(cmd="wc -c", stdin=b"x" * (3 << 20))
+    assert out.strip() == str(3 << 20).encode()
+
+
+def test_command_longer_than_the_kernel_allows_is_refused_up_front(agent):
+    expect_error(agent.ws().request("exec", cmd="echo " + "x" * (128 << 10)), "INVALID_CONFIG")
+
+
+def test_script_without_shebang_on_path_is_not_reported_missing(agent, tmp_path):
+    script = tmp_path / "noshebang"
+    script.write_bytes(b"\x7fELF-not-really")
+    script.chmod(0o755)
+    reply = agent.ws().request("exec", argv=["noshebang"], env={"PATH": str(tmp_path)})
+    expect_error(reply, "INVALID_CONFIG")
+    assert "format" in reply["error"]["message"].lower()
+
+
+def test_subscribe_is_all_or_nothing(agent):
+    ws = agent.ws()
+    ws.call("subscribe", events=[f"e{i}" for i in range(10)])
+    expect_error(ws.request("subscribe", events=[f"f{i}" for i in range(10)]), "INVALID_CONFIG")
+    assert len(ws.call("subscribe", events=["e1"])["events"]) == 10
+
+
+def test_same_proc_id_with_another_command_is_a_conflict(agent):
+    ws = agent.ws()
+    ws.call("exec", cmd="sleep 1000", background=True, procId="conflict")
+    expect_error(ws.request("exec", cmd="sleep 999", background=True, procId="conflict"), "ALREADY_EXISTS")
+    ws.call("proc.kill", proc="conflict", signal="SIGKILL")
+
+
+def test_slow_reader_does_not_delay_the_exit_for_others(agent):
+    slow = agent.ws()
+    slow.send({"id": 1, "op": "exec", "cmd": "head -c 30000000 /dev/zero", "procId": "blocked"})
+    time.sleep(0.5)  # slow never reads: the process blocks on its full pipe
+    other = agent.ws()
+    assert other.call("proc.get", proc="blocked")["status"]["state"] == "running"
+    other.call("proc.kill", proc="blocked", signal="SIGKILL")
+    start = time.monotonic()
+    status = other.call("proc.wait", proc="blocked", timeoutMs=5000)["status"]
+    assert status["signal"] == "SIGKILL" and status["coreDumped"] is False
+    assert time.monotonic() - start < 1.0
+
+
+def test_resize_after_the_terminal_closed(agent):
+    ws = agent.ws()
+    p = ws.call("exec", cmd="true", pty=True, background=True)["status"]["proc"]
+    ws.call("proc.wait", proc=p, timeoutMs=5000)
+    wait_for(lambda: ws.call("proc.get", proc=p)["status"]["state"] == "done")
+    expect_error(ws.request("proc.resize", proc=p, cols=10, rows=10), "INVALID_CONFIG")
+
+
+def test_realtime_signal_by_number(agent):
+    ws = agent.ws()
+    p = ws.call("exec", cmd="sleep 1000", background=True)["status"]["proc"]
+    assert ws.call("proc.kill", proc=p, signal=40)["signal"] == 40
+    assert ws.call("proc.wait", proc=p, timeoutMs=5000)["status"]["exitCode"] == 128 + 40
+
+
+def test_stdin_data_larger_than_the_queue_is_refused_not_retried(agent):
+    ws = agent.ws()
+    p = ws.call("exec", cmd="sleep 1000", background=True, stdinStream=True)["status"]["proc"]
+    reply = ws.request("proc.stdin", proc=p, data=b"x" * ((1 << 20) + 1))
+    expect_error(reply, "INVALID_CONFIG")
+    ws.call("proc.kill", proc=p, signal="SIGKILL")
