@@ -32,6 +32,8 @@ section "black-box: release"
 RUNRA_AGENT_BIN="$release" RUNRA_AGENT_STATIC=1 pytest tests/e2e
 section "black-box: dev (ASan + UBSan)"
 RUNRA_AGENT_BIN="$dev" pytest tests/e2e
+section "black-box: release as PID 1 of its own PID namespace"
+RUNRA_AGENT_BIN="$release" RUNRA_AGENT_STATIC=1 RUNRA_E2E_PID1=1 pytest tests/e2e --deselect tests/e2e/test_pid1.py
 
 section "fuzz (${FUZZ_SECONDS:-20}s per target)"
 scripts/fuzz.sh "$build/fuzz" "${FUZZ_SECONDS:-20}"

@@ -15,6 +15,8 @@ from wsclient import WS, http_get
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AGENT_BIN = os.path.abspath(os.environ.get("RUNRA_AGENT_BIN", os.path.join(REPO, "build", "dev", "runra-agent")))
 STATIC = os.environ.get("RUNRA_AGENT_STATIC") == "1"
+# RUNRA_E2E_PID1=1: every agent runs as PID 1 of its own PID namespace (unshare --pid --fork)
+PID1 = os.environ.get("RUNRA_E2E_PID1") == "1"
 TOKEN = "test-token-3f9a1c"
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
 
@@ -23,6 +25,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def child_pid(parent, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except FileNotFoundError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError("unshare did not start the agent")
 
 
 def wait_healthy(port, proc, timeout=10.0):
@@ -55,8 +71,12 @@ class Agent:
             full_env["RUNRA_AGENT_TOKEN"] = token
         full_env.update(env or {})
         self.args = [AGENT_BIN, "--listen", f"127.0.0.1:{self.port}", "--workdir", self.workdir, *args]
+        if PID1:  # --kill-child: the agent never outlives the test
+            self.args = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *self.args]
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.args, env=full_env, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.pid = child_pid(self.proc.pid) if PID1 else self.proc.pid  # the agent itself, as seen from here
+        self.ns_pid = 1 if PID1 else self.pid  # the agent as it sees itself
         if wait:
             wait_healthy(self.port, self.proc)
 
@@ -73,7 +93,7 @@ class Agent:
         if self.proc.poll() is not None:
             return self.proc.returncode, 0.0
         start = time.monotonic()
-        self.proc.send_signal(sig)
+        os.kill(self.pid, sig)
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

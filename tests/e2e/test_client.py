@@ -29,9 +29,9 @@ def test_ping_and_info(agent):
     r = client("info", "--json", env={"RUNRA_AGENT_URL": url(agent), "RUNRA_AGENT_TOKEN": TOKEN})
     assert r.returncode == 0, r
     doc = json.loads(r.stdout)
-    assert doc["result"]["pid"] == agent.proc.pid and doc["rttMs"] >= 0
+    assert doc["result"]["pid"] == agent.ns_pid and doc["rttMs"] >= 0
     r = client("info", "--url", url(agent), "--token", TOKEN)
-    assert f"pid: {agent.proc.pid}" in r.stdout and "eventBackend: epoll" in r.stdout
+    assert f"pid: {agent.ns_pid}" in r.stdout and "eventBackend: epoll" in r.stdout
 
 
 def test_wrong_token_is_unauthenticated(agent):

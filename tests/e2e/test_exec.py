@@ -21,12 +21,10 @@ def wait_for(predicate, timeout=10.0, step=0.02):
     raise AssertionError("condition not met in time")
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):  # gone, or going while we read
-        return False
+def alive(agent, pid):
+    """Whether pid lives, asked inside the sandbox (its PID namespace may not be ours)."""
+    _, _, status, _ = agent.ws().run(cmd=f"kill -0 {pid} 2>/dev/null")
+    return status["exitCode"] == 0
 
 
 def expect_error(reply, code):
@@ -143,11 +141,11 @@ def test_backgrounded_child_does_not_hold_the_call(agent):
     out, _, status, _ = ws.run(cmd="sleep 1000 & echo $!")
     assert time.monotonic() - start < 1.0
     bg_pid = int(out)
-    assert alive(bg_pid)
+    assert alive(agent, bg_pid)
     listed = ws.call("proc.get", proc=status["proc"])["status"]
     assert listed["state"] == "exited"  # its output is still open (the sleep holds it)
     ws.call("proc.kill", proc=status["proc"], signal="SIGKILL")
-    wait_for(lambda: not alive(bg_pid))
+    wait_for(lambda: not alive(agent, bg_pid))
 
 
 def test_server_style_background_with_redirect(agent):
@@ -155,9 +153,9 @@ def test_server_style_background_with_redirect(agent):
     start = time.monotonic()
     out, _, status, _ = ws.run(cmd="sh -c 'while true; do sleep 1; done' > /dev/null 2>&1 & echo $!")
     assert time.monotonic() - start < 1.0
-    assert alive(int(out))
+    assert alive(agent, int(out))
     ws.call("proc.kill", proc=status["proc"], signal="SIGTERM")
-    wait_for(lambda: not alive(int(out)))
+    wait_for(lambda: not alive(agent, int(out)))
 
 
 def test_background_exec_answers_at_once_and_can_be_listed_and_killed(agent):
@@ -185,7 +183,7 @@ def test_timeout_kills_the_whole_tree(agent):
     out, _, status, _ = ws.run(cmd="sleep 100 & echo $!; sleep 100", timeoutMs=300)
     assert status["timedOut"] is True and status["reason"] == "timeout"
     assert status["signal"] == "SIGTERM"
-    wait_for(lambda: not alive(int(out)))
+    wait_for(lambda: not alive(agent, int(out)))
 
 
 def test_timeout_escalates_to_sigkill(agent):
@@ -300,7 +298,7 @@ def test_kill_on_disconnect(agent):
     ws = agent.ws()
     st = ws.call("exec", cmd="sleep 1000", background=True, killOnDisconnect=True)["status"]
     ws.close()
-    wait_for(lambda: not alive(st["pid"]))
+    wait_for(lambda: not alive(agent, st["pid"]))
     final = agent.ws().call("proc.get", proc=st["proc"])["status"]
     assert final["reason"] == "clientGone"
 
@@ -326,9 +324,9 @@ def test_slow_reader_throttles_the_process_not_the_agent(agent):
     ws = agent.ws()
     ws.send({"id": 1, "op": "exec", "cmd": "yes", "procId": "yes"})
     time.sleep(1.5)  # never read: the agent must stop reading yes' pipe
-    before = rss_kb(agent.proc.pid)
+    before = rss_kb(agent.pid)
     time.sleep(1.0)
-    after = rss_kb(agent.proc.pid)
+    after = rss_kb(agent.pid)
     probe = agent.ws()
     status = probe.call("proc.get", proc="yes")["status"]
     assert status["state"] == "running"  # throttled, not killed
@@ -352,7 +350,7 @@ def test_large_output_streams_with_bounded_memory(agent):
             assert m["offset"] == total
             total += len(m["data"])
             if total % (8 << 20) < 65536:
-                peak = max(peak, rss_kb(agent.proc.pid))
+                peak = max(peak, rss_kb(agent.pid))
         else:
             break
     assert total == 100 << 20 and m["result"]["status"]["stdoutBytes"] == total
@@ -429,7 +427,7 @@ def test_not_pid1_the_agent_is_a_subreaper(agent):
     before = ws.call("info")["orphansReaped"]
     ws.run(cmd="for i in $(seq 50); do sleep 0.2 & done; exit 0")
     wait_for(lambda: ws.call("info")["orphansReaped"] >= before + 50)
-    with open(f"/proc/{agent.proc.pid}/task/{agent.proc.pid}/children") as f:
+    with open(f"/proc/{agent.pid}/task/{agent.pid}/children") as f:
         assert f.read().split() == []  # no zombie left under the agent
 
 

@@ -8,24 +8,10 @@ import time
 
 import pytest
 
-from conftest import AGENT_BIN, SANITIZER_MARKERS, STATIC, TOKEN, free_port, wait_healthy
+from conftest import AGENT_BIN, SANITIZER_MARKERS, STATIC, TOKEN, child_pid, free_port, wait_healthy
 from wsclient import WS
 
 BUSYBOX = "/bin/busybox"
-
-
-def child_pid(parent, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{parent}/task/{parent}/children") as f:
-                kids = f.read().split()
-            if kids:
-                return int(kids[0])
-        except FileNotFoundError:
-            pass
-        time.sleep(0.01)
-    raise RuntimeError("unshare did not start the agent")
 
 
 class NamespacedAgent:

@@ -9,7 +9,7 @@ import time
 import msgpack
 import pytest
 
-from conftest import AGENT_BIN, STATIC, TOKEN, Agent, free_port
+from conftest import AGENT_BIN, PID1, STATIC, TOKEN, Agent, free_port
 from wsclient import OP_BINARY, OP_CONT, OP_TEXT, WS, Closed, HandshakeRefused, http_get
 
 
@@ -106,7 +106,7 @@ def test_upgrade_without_subprotocol_is_accepted(agent):
 
 
 def test_token_is_scrubbed_from_the_environment(agent):
-    with open(f"/proc/{agent.proc.pid}/environ", "rb") as f:
+    with open(f"/proc/{agent.pid}/environ", "rb") as f:
         environ = f.read()
     assert TOKEN.encode() not in environ
     assert b"RUNRA_AGENT_TOKEN=" not in environ
@@ -143,8 +143,8 @@ def test_ping(agent):
 
 def test_info(agent):
     info = agent.ws().call("info")
-    assert info["pid"] == agent.proc.pid
-    assert info["pid1"] is False
+    assert info["pid"] == agent.ns_pid
+    assert info["pid1"] is PID1
     assert info["eventBackend"] == "epoll"
     assert info["workdir"] == agent.workdir and os.path.isdir(agent.workdir)
     assert info["listen"] == f"127.0.0.1:{agent.port}"
