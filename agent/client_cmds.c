@@ -179,7 +179,11 @@ static void kill_start(void)
 	ra_enc_str(e, "proc");
 	ra_enc_str(e, kill_proc);
 	ra_enc_str(e, "signal");
-	ra_enc_str(e, kill_signal);
+	unsigned long number;
+	if (ra_parse_uint(kill_signal, 1, 64, &number) == 0)
+		ra_enc_u64(e, number); /* real-time signals have numbers, not names */
+	else
+		ra_enc_str(e, kill_signal);
 	sent_at = client_now();
 	client_send(e);
 }

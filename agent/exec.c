@@ -604,6 +604,9 @@ static ra_err spawn_step_error(const ra_spawn_failure *f, const exec_args *x, co
 		return ra_fail(why, code, "cwd '%s': %s", cwd, strerror(f->err));
 	case SPAWN_STEP_FORK:
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "fork: %s", strerror(f->err));
+	case SPAWN_STEP_SETUP:
+		return ra_fail(why, ra_err_from_errno(f->err), "could not set up the process's pipes or terminal: %s",
+			       strerror(f->err));
 	case SPAWN_STEP_USER:
 		return ra_fail(why, code, "could not switch to user '%s': %s", x->user, strerror(f->err));
 	case SPAWN_STEP_CHDIR:

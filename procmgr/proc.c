@@ -146,7 +146,10 @@ static size_t retained_bytes(void)
 static void evict_done(void)
 {
 	size_t bytes = retained_bytes();
-	for (ra_proc *p = table_head; p && (done_count > config.max_retained || bytes > config.retained_output_bytes);) {
+	/* the budget always holds a few processes with full buffers, whatever the buffer size */
+	size_t budget = config.retained_output_bytes > 8 * config.output_cap ? config.retained_output_bytes
+									      : 8 * config.output_cap;
+	for (ra_proc *p = table_head; p && (done_count > config.max_retained || bytes > budget);) {
 		ra_proc *next = p->next;
 		if (p->state == RA_PROC_DONE && p->refs == 0) {
 			bytes -= p->out[RA_STREAM_STDOUT].alloc + p->out[RA_STREAM_STDERR].alloc;
@@ -369,7 +372,7 @@ int ra_proc_write_stdin(ra_proc *p, const void *data, size_t len)
 
 int ra_proc_close_stdin(ra_proc *p)
 {
-	if (p->in_fd < 0)
+	if (p->in_fd < 0 || p->in_close_pending)
 		return -EPIPE;
 	p->in_close_pending = true;
 	flush_stdin(p);
@@ -643,8 +646,8 @@ static void proc_start_io(ra_proc *p, const ra_spawn_opts *o)
 		nonblock(p->in_fd);
 		if (o->stdin_len)
 			enqueue_stdin(p, o->stdin_data, o->stdin_len, SIZE_MAX);
-		/* A terminal stays open: an interactive program must not read an EOF nobody typed. */
-		if (!o->stdin_stream && !o->pty)
+		/* Nobody can type into it: EOF (on a terminal, its EOF character), so that readers do not hang. */
+		if (!o->stdin_stream)
 			ra_proc_close_stdin(p);
 	}
 	if (o->timeout_ms) {
@@ -708,7 +711,7 @@ int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failu
 	spawn_plan plan = {0};
 	spawn_fds f = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
 	rc = spawn_plan_prepare(&plan, o, config.default_cwd);
-	if (rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES)
+	if (rc < 0 && rc != -ENOMEM && rc != RA_SPAWN_ERR_USER) /* all else it checks is the cwd */
 		rc = step_failed(failure, SPAWN_STEP_CWD, rc);
 	int ep[2];
 	if (!rc && (rc = o->pty ? open_pty(&f, o) : open_pipes(&f, o)) == 0 && pipe2(ep, O_CLOEXEC))

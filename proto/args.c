@@ -6,12 +6,27 @@
 
 #include "proto.h"
 
+/* The longest prefix of s[0..len) that does not end inside a UTF-8 sequence. */
+static size_t utf8_whole_prefix(const char *s, size_t len)
+{
+	size_t start = len;
+	while (start > 0 && ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+		start--;
+	if (start == 0)
+		return len;
+	unsigned char lead = (unsigned char)s[start - 1];
+	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	return len - (start - 1) >= need ? len : start - 1;
+}
+
 ra_err ra_fail(ra_why *why, ra_err code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(why->text, sizeof(why->text), fmt, ap);
+	int n = vsnprintf(why->text, sizeof(why->text), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(why->text)) /* cut: never in the middle of a UTF-8 character */
+		why->text[utf8_whole_prefix(why->text, sizeof(why->text) - 1)] = '\0';
 	return code;
 }
 

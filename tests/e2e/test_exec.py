@@ -499,3 +499,14 @@ def test_stdin_data_larger_than_the_queue_is_refused_not_retried(agent):
     reply = ws.request("proc.stdin", proc=p, data=b"x" * ((1 << 20) + 1))
     expect_error(reply, "INVALID_CONFIG")
     ws.call("proc.kill", proc=p, signal="SIGKILL")
+
+
+def test_error_messages_stay_valid_utf8_when_cut(agent):
+    reply = agent.ws().request("exec", argv=["x" + "é" * 300])
+    assert reply["error"]["code"] in ("NOT_FOUND", "INVALID_CONFIG")
+    reply["error"]["message"].encode("utf-8")  # decoded by msgpack already: it is valid UTF-8
+
+
+def test_pty_without_stdin_stream_reads_eof(agent):
+    out, _, status, _ = agent.ws().run(cmd="cat; echo end", pty=True, timeoutMs=5000)
+    assert status["timedOut"] is False and b"end" in out
