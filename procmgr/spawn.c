@@ -235,13 +235,20 @@ static void __attribute__((noreturn)) child_fail(int fd, spawn_step step)
 	_exit(127);
 }
 
+/* Every disposition back to the default, the libc-reserved signals (32-34) included: libc's sigaction
+ * refuses those, so an ignored one inherited by the agent would reach the program. Hence the raw call,
+ * with the kernel's own struct (x86_64 and the generic layout agree on handler, flags, restorer, mask). */
 static void reset_signals(void)
 {
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL); /* SIGKILL, SIGSTOP and libc-internal ones refuse: harmless */
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		unsigned long mask;
+	} dfl = {0};
+	for (int sig = 1; sig <= 64; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -510,3 +510,30 @@ def test_error_messages_stay_valid_utf8_when_cut(agent):
 def test_pty_without_stdin_stream_reads_eof(agent):
     out, _, status, _ = agent.ws().run(cmd="cat; echo end", pty=True, timeoutMs=5000)
     assert status["timedOut"] is False and b"end" in out
+
+
+def test_signals_ignored_by_the_agents_parent_are_reset_for_children(tmp_path):
+    """A signal the agent inherited as ignored (here SIGINT and libc-reserved 33, as a background job of a
+    shell would hand down) must reach programs with its default action."""
+    import ctypes
+    import subprocess
+
+    from conftest import AGENT_BIN, free_port, wait_healthy
+
+    def ignore_some():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ignored = (ctypes.c_ulong * 4)(1, 0, 0, 0)  # {SIG_IGN, flags, restorer, mask}
+        ctypes.CDLL(None).syscall(13, 33, ignored, None, 8)  # rt_sigaction: libc refuses 33
+
+    port = free_port()
+    agent = subprocess.Popen([AGENT_BIN, "--listen", f"127.0.0.1:{port}", "--workdir", str(tmp_path)],
+                             env={"RUNRA_AGENT_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"}, preexec_fn=ignore_some,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: agent.poll() is None and os.path.exists(f"/proc/{agent.pid}"))
+        wait_healthy(port, agent)
+        out, _, _, _ = WS.connect(port, token=TOKEN).run(argv=["grep", "SigIgn", "/proc/self/status"])
+        assert out.split()[1] == b"0000000000000000"
+    finally:
+        agent.terminate()
+        agent.wait(timeout=5)
