@@ -230,7 +230,7 @@ static bool maybe_complete(attachment *a)
 static void send_stream(attachment *a, int st, uint64_t offset, const uint8_t *data, size_t n, uint64_t lost)
 {
 	ra_enc e;
-	ra_session_enc_init(a->s, &e);
+	ra_session_enc_init_sized(a->s, &e, n + 128);
 	ra_enc_map(&e, 6 + (lost ? 1 : 0));
 	ra_enc_str(&e, "type");
 	ra_enc_str(&e, "stream");

@@ -20,6 +20,7 @@ typedef struct ra_out_msg {
 	struct ra_out_msg *next;
 	uint8_t *data; /* headroom bytes, then len payload bytes */
 	size_t len;
+	size_t alloc;  /* bytes allocated after the headroom */
 	size_t sent;   /* payload bytes already handed to the transport */
 } ra_out_msg;
 
@@ -77,6 +78,8 @@ void ra_session_rx_done(ra_session *s);
 
 /* Starts an outbound message encoder with the session's headroom. */
 void ra_session_enc_init(const ra_session *s, ra_enc *e);
+/* The same, for a message of about `payload` bytes: its buffer allocated (or reused) at once. */
+void ra_session_enc_init_sized(const ra_session *s, ra_enc *e, size_t payload);
 /* Queues the encoded message (taking its buffer) and wakes the transport. Returns 0, -EMSGSIZE if the
  * encoding failed (nothing queued), -ENOBUFS if the queue is full (out_overflow set), or -ENOMEM
  * (out_broken set). Frees e. */

@@ -161,6 +161,8 @@ static int write_http_body(struct lws *wsi, conn *c)
 
 static int on_established(struct lws *wsi, conn *c)
 {
+	int sndbuf = (int)RA_SOCKET_SNDBUF_BYTES;
+	setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)); /* best effort */
 	ra_session_init(&c->session, wsi, wake, LWS_PRE, agent->config->max_message_bytes);
 	c->is_ws = true;
 	agent->connections_total++;
@@ -293,10 +295,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 /* The first protocol serves plain HTTP and upgrades that name no subprotocol; both use the same callback
- * and the same per-connection data, so either can carry a session. */
+ * and the same per-connection data, so either can carry a session. tx_packet_size: without it lws hands
+ * the socket at most rx_buffer_size bytes per write and copies the rest of each frame aside. */
+#define TX_PACKET_BYTES (RA_WS_FRAGMENT_BYTES + 64)
 static const struct lws_protocols protocols[] = {
-	{"http", callback, sizeof(conn), 16384, 0, NULL, 0},
-	{RA_PROTO_SUBPROTOCOL, callback, sizeof(conn), 16384, 0, NULL, 0},
+	{"http", callback, sizeof(conn), 16384, 0, NULL, TX_PACKET_BYTES},
+	{RA_PROTO_SUBPROTOCOL, callback, sizeof(conn), 16384, 0, NULL, TX_PACKET_BYTES},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

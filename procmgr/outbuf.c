@@ -70,6 +70,23 @@ int ra_outbuf_write(ra_outbuf *b, const void *p, size_t n)
 	return 0;
 }
 
+size_t ra_outbuf_reserve(ra_outbuf *b, size_t max, uint8_t **p)
+{
+	if (b->cap == 0)
+		return 0;
+	size_t want = max < b->cap ? max : b->cap;
+	if (grow_for(b, b->total + want))
+		return 0;
+	size_t at = (size_t)(b->total % b->cap);
+	size_t run = b->cap - at;
+	if (b->alloc < b->cap && b->alloc - at < run) /* still growing: only what is allocated */
+		run = b->alloc - at;
+	*p = b->data + at;
+	return run < want ? run : want;
+}
+
+void ra_outbuf_commit(ra_outbuf *b, size_t n) { b->total += n; }
+
 size_t ra_outbuf_peek(const ra_outbuf *b, uint64_t from, const uint8_t **p, uint64_t *start)
 {
 	uint64_t oldest = ra_outbuf_oldest(b);

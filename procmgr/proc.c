@@ -54,7 +54,7 @@ static size_t live_count, done_count;
 static unsigned long orphans_reaped;
 static unsigned long next_generated_id = 1;
 static ev_signal sigchld_watcher;
-static uint8_t read_buf[65536];
+#define RA_READ_CHUNK 65536
 
 /* Children whose exec failed were never tracked: their exit is expected, not an orphan's. */
 #define DISCARD_SLOTS 128
@@ -251,11 +251,14 @@ static ssize_t read_some(ra_proc *p, int s)
 	size_t space = ra_outbuf_space(&p->out[s], p->hold[s]);
 	if (space == 0)
 		return -ENOBUFS;
-	size_t want = space < sizeof(read_buf) ? space : sizeof(read_buf);
-	ssize_t n = read(p->out_fd[s], read_buf, want);
+	size_t want = space < RA_READ_CHUNK ? space : RA_READ_CHUNK;
+	uint8_t *into;
+	size_t room = ra_outbuf_reserve(&p->out[s], want, &into);
+	if (room == 0)
+		return -ENOMEM;
+	ssize_t n = read(p->out_fd[s], into, room); /* straight into the ring: no copy */
 	if (n > 0) {
-		if (ra_outbuf_write(&p->out[s], read_buf, (size_t)n))
-			return -ENOMEM; /* the bytes are lost; the process is not blocked for it */
+		ra_outbuf_commit(&p->out[s], (size_t)n);
 		return n;
 	}
 	if (n == 0 || errno == EIO)

@@ -24,6 +24,8 @@ static int buf_reserve(ra_buf *b, size_t need)
 	if (need <= b->alloc)
 		return 0;
 	size_t want = b->alloc ? b->alloc : 256;
+	if (!b->alloc && need > want) /* the first allocation fits the first need exactly */
+		want = need;
 	while (want < need)
 		want = want > b->cap / 2 ? b->cap : want * 2;
 	uint8_t *p = realloc(b->data, b->headroom + want);
@@ -32,6 +34,13 @@ static int buf_reserve(ra_buf *b, size_t need)
 	b->data = p;
 	b->alloc = want;
 	return 0;
+}
+
+int ra_buf_reserve(ra_buf *b, size_t n)
+{
+	if (n > b->cap)
+		return buf_fail(b, EMSGSIZE);
+	return buf_reserve(b, n);
 }
 
 int ra_buf_append(ra_buf *b, const void *p, size_t n)
@@ -64,10 +73,19 @@ void ra_buf_free(ra_buf *b)
 	ra_buf_reset(b);
 }
 
-uint8_t *ra_buf_steal(ra_buf *b, size_t *len)
+void ra_buf_adopt(ra_buf *b, uint8_t *data, size_t alloc)
+{
+	free(b->data);
+	b->data = data;
+	b->alloc = alloc;
+	b->len = 0;
+}
+
+uint8_t *ra_buf_steal(ra_buf *b, size_t *len, size_t *alloc)
 {
 	uint8_t *p = b->data;
 	*len = b->len;
+	*alloc = b->alloc;
 	b->data = NULL;
 	b->alloc = 0;
 	ra_buf_reset(b);

@@ -56,9 +56,13 @@ void ra_buf_init(ra_buf *b, size_t headroom, size_t cap);
 int ra_buf_append(ra_buf *b, const void *p, size_t n);
 static inline uint8_t *ra_buf_payload(const ra_buf *b) { return b->data ? b->data + b->headroom : NULL; }
 void ra_buf_reset(ra_buf *b);
+/* Allocates room for n payload bytes at once (one allocation instead of doubling); 0 or -errno. */
+int ra_buf_reserve(ra_buf *b, size_t n);
 void ra_buf_free(ra_buf *b);
-/* Hands the allocation over to the caller (payload at headroom); b is left empty. */
-uint8_t *ra_buf_steal(ra_buf *b, size_t *len);
+/* Hands the allocation over to the caller (payload at headroom; *alloc bytes after it); b is left empty. */
+uint8_t *ra_buf_steal(ra_buf *b, size_t *len, size_t *alloc);
+/* Gives an empty buffer an existing allocation of headroom + alloc bytes (from ra_buf_steal). */
+void ra_buf_adopt(ra_buf *b, uint8_t *data, size_t alloc);
 
 /* ---- decoding a request ---- */
 typedef enum {

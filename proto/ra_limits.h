@@ -19,8 +19,12 @@
 
 /* Outbound queue of one connection: past this, the connection is too slow to keep and is dropped. */
 #define RA_SESSION_OUT_QUEUE_CAP (64u << 20)
-/* One WebSocket frame carries at most this much; bigger messages go out as fragments, one per writable. */
-#define RA_WS_FRAGMENT_BYTES (64u << 10)
+/* One WebSocket frame carries at most this much; bigger messages go out as fragments, one per writable.
+ * Larger than a stream message, so that each of those is one frame. */
+#define RA_WS_FRAGMENT_BYTES (256u << 10)
+/* Socket send buffer asked for each connection: a whole frame fits, so lws rarely has to copy a partial
+ * write aside (the kernel caps it at net.core.wmem_max). */
+#define RA_SOCKET_SNDBUF_BYTES (1u << 20)
 
 /* Connections. lws sizes its fd tables from this, not from RLIMIT_NOFILE. */
 #define RA_MAX_FDS 4096u

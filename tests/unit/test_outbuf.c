@@ -90,8 +90,33 @@ static void test_lazy_allocation(void)
 	ra_outbuf_free(&b);
 }
 
+static void test_reserve_and_commit(void)
+{
+	ra_outbuf b;
+	ra_outbuf_init(&b, 8);
+	uint8_t *p;
+	size_t room = ra_outbuf_reserve(&b, 5, &p);
+	CHECK_INT(room, 5);
+	memcpy(p, "abcde", 5);
+	ra_outbuf_commit(&b, 5);
+	room = ra_outbuf_reserve(&b, 100, &p); /* up to the end of the ring: 3 */
+	CHECK_INT(room, 3);
+	memcpy(p, "fgh", 3);
+	ra_outbuf_commit(&b, 3);
+	room = ra_outbuf_reserve(&b, 100, &p); /* wraps to the start */
+	CHECK_INT(room, 8);
+	memcpy(p, "ij", 2);
+	ra_outbuf_commit(&b, 2);
+	uint8_t out[16];
+	uint64_t first;
+	CHECK_INT(peek_all(&b, 0, out, &first), 8);
+	CHECK(memcmp(out, "cdefghij", 8) == 0 && first == 2);
+	ra_outbuf_free(&b);
+}
+
 int main(void)
 {
+	RUN(test_reserve_and_commit);
 	RUN(test_linear_then_wrap);
 	RUN(test_write_larger_than_cap);
 	RUN(test_hold_limits_space);

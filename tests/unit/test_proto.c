@@ -251,8 +251,9 @@ static void test_buf(void)
 	ra_buf_reset(&b);
 	CHECK(!b.failed);
 	CHECK_INT(ra_buf_append(&b, "x", 1), 0);
-	size_t len;
-	uint8_t *p = ra_buf_steal(&b, &len);
+	size_t len, alloc;
+	uint8_t *p = ra_buf_steal(&b, &len, &alloc);
+	CHECK(alloc >= 1);
 	CHECK_INT(len, 1);
 	CHECK_INT(p[8], 'x');
 	CHECK(b.data == NULL);
