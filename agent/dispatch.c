@@ -30,7 +30,8 @@ static const op_entry op_table[] = {
 	{"info", op_info},
 	/* processes */
 	{"exec", ra_op_exec}, {"proc.list", ra_op_proc_list}, {"proc.get", ra_op_proc_get},
-	{"proc.wait", ra_op_proc_wait}, {"proc.kill", ra_op_proc_kill}, {"proc.stdin", ra_op_proc_stdin},
+	{"proc.wait", ra_op_proc_wait}, {"proc.kill", ra_op_proc_kill}, {"proc.signal", ra_op_proc_kill},
+	{"proc.stdin", ra_op_proc_stdin},
 	{"proc.closeStdin", ra_op_proc_close_stdin}, {"proc.attach", ra_op_proc_attach},
 	{"proc.detach", ra_op_proc_detach}, {"proc.resize", ra_op_proc_resize},
 	/* files */

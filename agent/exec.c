@@ -60,13 +60,15 @@ static void enc_status(ra_enc *e, const ra_proc *p, uint32_t extra)
 {
 	const proc_extra *x = extra_of(p);
 	bool ended = x && x->exit_known;
-	ra_enc_map(e, 10u + (ended ? 9u : 0u) + extra);
+	ra_enc_map(e, 11u + (ended ? 9u : 0u) + extra);
 	ra_enc_str(e, "proc");
 	ra_enc_str(e, ra_proc_id(p));
 	ra_enc_str(e, "pid");
 	ra_enc_i64(e, ra_proc_pid(p));
 	ra_enc_str(e, "command");
 	ra_enc_str(e, ra_proc_command(p));
+	ra_enc_str(e, "cwd");
+	ra_enc_str(e, ra_proc_cwd(p));
 	ra_enc_str(e, "state");
 	ra_enc_str(e, state_name(ra_proc_get_state(p)));
 	ra_enc_str(e, "background");

@@ -19,6 +19,7 @@ struct ra_proc {
 	ra_proc *prev, *next; /* the table, oldest first */
 	char id[RA_PROC_ID_MAX + 1];
 	char *command;
+	char *cwd;
 	pid_t pid;
 	ra_proc_state state;
 	bool pty;
@@ -129,6 +130,7 @@ static void proc_free(ra_proc *p)
 		ra_outbuf_free(&p->out[s]);
 	free(p->in_buf);
 	free(p->command);
+	free(p->cwd);
 	free(p);
 }
 
@@ -174,6 +176,7 @@ void ra_proc_unref(ra_proc *p)
 const char *ra_proc_id(const ra_proc *p) { return p->id; }
 pid_t ra_proc_pid(const ra_proc *p) { return p->pid; }
 const char *ra_proc_command(const ra_proc *p) { return p->command; }
+const char *ra_proc_cwd(const ra_proc *p) { return p->cwd; }
 ra_proc_state ra_proc_get_state(const ra_proc *p) { return p->state; }
 bool ra_proc_is_pty(const ra_proc *p) { return p->pty; }
 bool ra_proc_stdin_open(const ra_proc *p) { return p->in_fd >= 0 && !p->in_close_pending; }
@@ -599,13 +602,16 @@ static void generate_id(char *dst)
 
 static void nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-static ra_proc *proc_new(const ra_spawn_opts *o, pid_t pid, spawn_fds *f)
+static ra_proc *proc_new(const ra_spawn_opts *o, const char *cwd, pid_t pid, spawn_fds *f)
 {
 	ra_proc *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->command = spawn_describe(o);
-	if (!p->command) {
+	p->cwd = strdup(cwd);
+	if (!p->command || !p->cwd) {
+		free(p->command);
+		free(p->cwd);
 		free(p);
 		return NULL;
 	}
@@ -745,7 +751,7 @@ int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failu
 		remember_discard(pid);
 		goto out;
 	}
-	ra_proc *p = proc_new(o, pid, &f);
+	ra_proc *p = proc_new(o, plan.cwd, pid, &f);
 	if (!p) { /* the child runs without us; kill it rather than leave it unsupervised */
 		kill(-pid, SIGKILL);
 		remember_discard(pid);

@@ -132,6 +132,7 @@ void ra_proc_unref(ra_proc *p);
 const char *ra_proc_id(const ra_proc *p);
 pid_t ra_proc_pid(const ra_proc *p);
 const char *ra_proc_command(const ra_proc *p);
+const char *ra_proc_cwd(const ra_proc *p);
 ra_proc_state ra_proc_get_state(const ra_proc *p);
 bool ra_proc_is_pty(const ra_proc *p);
 bool ra_proc_stdin_open(const ra_proc *p);

@@ -537,3 +537,12 @@ def test_signals_ignored_by_the_agents_parent_are_reset_for_children(tmp_path):
     finally:
         agent.terminate()
         agent.wait(timeout=5)
+
+
+def test_status_carries_cwd_and_proc_signal_is_kill(agent, tmp_path):
+    ws = agent.ws()
+    st = ws.call("exec", cmd="sleep 1000", background=True, cwd=str(tmp_path))["status"]
+    assert st["cwd"] == str(tmp_path)
+    assert [p["cwd"] for p in ws.call("proc.list")["processes"]] == [str(tmp_path)]
+    assert ws.call("proc.signal", proc=st["proc"], signal="SIGUSR1", group=False)["signal"] == "SIGUSR1"
+    assert ws.call("proc.wait", proc=st["proc"], timeoutMs=5000)["status"]["signal"] == "SIGUSR1"
