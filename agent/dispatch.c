@@ -8,6 +8,7 @@
 #include "../procmgr/procmgr.h"
 #include "events.h"
 #include "exec.h"
+#include "files.h"
 #include "log.h"
 #include "pid1.h"
 
@@ -35,10 +36,11 @@ static const op_entry op_table[] = {
 	{"proc.closeStdin", ra_op_proc_close_stdin}, {"proc.attach", ra_op_proc_attach},
 	{"proc.detach", ra_op_proc_detach}, {"proc.resize", ra_op_proc_resize},
 	/* files */
-	{"file.read", NULL}, {"file.write", NULL}, {"file.upload.open", NULL}, {"file.upload.chunk", NULL},
-	{"file.upload.commit", NULL}, {"file.upload.abort", NULL}, {"file.list", NULL}, {"file.stat", NULL},
-	{"file.exists", NULL}, {"file.mkdir", NULL}, {"file.delete", NULL}, {"file.move", NULL},
-	{"file.chmod", NULL},
+	{"file.read", ra_op_file_read}, {"file.write", ra_op_file_write}, {"file.upload.open", NULL},
+	{"file.upload.chunk", NULL}, {"file.upload.commit", NULL}, {"file.upload.abort", NULL},
+	{"file.list", ra_op_file_list}, {"file.stat", ra_op_file_stat}, {"file.exists", ra_op_file_exists},
+	{"file.mkdir", ra_op_file_mkdir}, {"file.delete", ra_op_file_delete}, {"file.move", ra_op_file_move},
+	{"file.chmod", ra_op_file_chmod},
 	/* events */
 	{"watch.add", NULL}, {"watch.remove", NULL}, {"watch.list", NULL}, {"subscribe", ra_op_subscribe},
 	{"unsubscribe", ra_op_unsubscribe},
@@ -51,7 +53,11 @@ static const op_entry op_table[] = {
 };
 #define OP_COUNT (sizeof(op_table) / sizeof(op_table[0]))
 
-void ra_dispatch_init(ra_agent *a) { agent = a; }
+void ra_dispatch_init(ra_agent *a)
+{
+	agent = a;
+	ra_files_init(a);
+}
 
 void ra_dispatch_session_drained(ra_session *s)
 {

@@ -58,6 +58,13 @@
 #define RA_EXEC_COLLECT_DEFAULT (1u << 20)
 #define RA_EXEC_COLLECT_MAX (16u << 20)
 
+/* Files. */
+#define RA_FILE_INLINE_MAX (8u << 20)   /* file.read returns at most this much per request */
+#define RA_FILE_LIST_DEFAULT 1000u      /* entries per file.list page */
+#define RA_FILE_LIST_MAX 10000u
+#define RA_FILE_LIST_MAX_DEPTH 64u
+#define RA_FILE_LIST_MAX_SCAN 1000000u  /* entries one listing may walk */
+
 /* The debug client gives up after this. */
 #define RA_CLIENT_TIMEOUT_MS 10000
 

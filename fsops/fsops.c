@@ -1,0 +1,377 @@
+#include "fsops.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#define DELETE_MAX_DEPTH 512
+#define COPY_CHUNK (256u << 10)
+
+/* ---- paths ---- */
+
+const char *ra_fs_type_name(ra_fs_type t)
+{
+	static const char *const names[] = {"file", "dir", "symlink", "other"};
+	return names[t];
+}
+
+/* Appends one component, or pops one for "..". */
+static int push_component(char *out, size_t *n, size_t cap, const char *c, size_t clen)
+{
+	if (clen == 0 || (clen == 1 && c[0] == '.'))
+		return 0;
+	if (clen == 2 && c[0] == '.' && c[1] == '.') {
+		while (*n > 1 && out[*n - 1] != '/')
+			(*n)--;
+		if (*n > 1)
+			(*n)--; /* the slash before it, unless that is the root */
+		out[*n] = '\0';
+		return 0;
+	}
+	if (*n + (*n > 1) + clen + 1 > cap)
+		return -ENAMETOOLONG;
+	if (*n > 1)
+		out[(*n)++] = '/';
+	memcpy(out + *n, c, clen);
+	*n += clen;
+	out[*n] = '\0';
+	return 0;
+}
+
+static int push_path(char *out, size_t *n, size_t cap, const char *p, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		size_t j = i;
+		while (j < len && p[j] != '/')
+			j++;
+		int rc = push_component(out, n, cap, p + i, j - i);
+		if (rc)
+			return rc;
+		i = j + 1;
+	}
+	return 0;
+}
+
+int ra_fs_resolve(const char *base, const char *in, size_t len, char *out, size_t cap)
+{
+	if (len == 0 || memchr(in, 0, len) || cap < 2)
+		return -EINVAL;
+	if (len >= RA_FS_PATH_MAX)
+		return -ENAMETOOLONG;
+	size_t n = 1;
+	out[0] = '/';
+	out[1] = '\0';
+	int rc = in[0] == '/' ? 0 : push_path(out, &n, cap, base, strlen(base));
+	return rc ? rc : push_path(out, &n, cap, in, len);
+}
+
+/* ---- stat ---- */
+
+static ra_fs_type type_of(mode_t m)
+{
+	return S_ISREG(m) ? RA_FS_FILE : S_ISDIR(m) ? RA_FS_DIR : S_ISLNK(m) ? RA_FS_SYMLINK : RA_FS_OTHER;
+}
+
+static void fill_stat(ra_fs_stat *st, const struct stat *s)
+{
+	st->type = type_of(s->st_mode);
+	st->size = (uint64_t)s->st_size;
+	st->mode = (uint32_t)(s->st_mode & 07777);
+	st->mtime_ms = (int64_t)s->st_mtim.tv_sec * 1000 + s->st_mtim.tv_nsec / 1000000;
+	st->uid = s->st_uid;
+	st->gid = s->st_gid;
+	st->target[0] = '\0';
+}
+
+static void read_target(int dirfd, const char *name, ra_fs_stat *st)
+{
+	ssize_t n = readlinkat(dirfd, name, st->target, sizeof(st->target) - 1);
+	st->target[n > 0 ? n : 0] = '\0';
+}
+
+int ra_fs_stat_path(const char *path, bool follow, ra_fs_stat *st)
+{
+	struct stat s;
+	if ((follow ? stat(path, &s) : lstat(path, &s)) != 0)
+		return -errno;
+	fill_stat(st, &s);
+	if (st->type == RA_FS_SYMLINK)
+		read_target(AT_FDCWD, path, st);
+	return 0;
+}
+
+/* ---- mkdir, chmod ---- */
+
+static int mkdir_one(const char *path, mode_t mode, bool exist_ok)
+{
+	if (mkdir(path, mode) == 0)
+		return 0;
+	if (errno != EEXIST || !exist_ok)
+		return -errno;
+	struct stat s;
+	if (stat(path, &s))
+		return -errno;
+	return S_ISDIR(s.st_mode) ? 0 : -ENOTDIR;
+}
+
+int ra_fs_mkdir(const char *path, mode_t mode, bool parents)
+{
+	if (!parents)
+		return mkdir_one(path, mode, false);
+	char buf[RA_FS_PATH_MAX];
+	size_t n = strlen(path);
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int rc = mkdir_one(buf, 0755, true);
+		*p = '/';
+		if (rc)
+			return rc;
+	}
+	return mkdir_one(buf, mode, true);
+}
+
+int ra_fs_chmod(const char *path, mode_t mode) { return chmod(path, mode & 07777) ? -errno : 0; }
+
+/* ---- delete ---- */
+
+/* Empties the directory open at dfd: never follows a symlink (it is unlinked, not entered). Takes dfd. */
+static int empty_dir(int dfd, unsigned depth)
+{
+	if (depth > DELETE_MAX_DEPTH) {
+		close(dfd);
+		return -ELOOP;
+	}
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		int err = -errno;
+		close(dfd);
+		return err;
+	}
+	int rc = 0;
+	struct dirent *e;
+	while (rc == 0 && (errno = 0, e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		struct stat s;
+		if (fstatat(dirfd(d), e->d_name, &s, AT_SYMLINK_NOFOLLOW))
+			rc = errno == ENOENT ? 0 : -errno;
+		else if (S_ISDIR(s.st_mode)) {
+			int child = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			rc = child < 0 ? -errno : empty_dir(child, depth + 1);
+			if (rc == 0 && unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR))
+				rc = -errno;
+		} else if (unlinkat(dirfd(d), e->d_name, 0) && errno != ENOENT) {
+			rc = -errno;
+		}
+	}
+	if (rc == 0 && errno && !e)
+		rc = -errno;
+	closedir(d);
+	return rc;
+}
+
+int ra_fs_delete(const char *path, bool recursive)
+{
+	struct stat s;
+	if (lstat(path, &s))
+		return -errno;
+	if (!S_ISDIR(s.st_mode))
+		return unlink(path) ? -errno : 0;
+	if (recursive) {
+		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			return -errno;
+		int rc = empty_dir(dfd, 0);
+		if (rc)
+			return rc;
+	}
+	return rmdir(path) ? -errno : 0;
+}
+
+/* ---- writing ---- */
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* A temporary name beside the target, so that rename() stays within one filesystem. */
+static int temp_beside(const char *path, char *out, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int n = snprintf(out, cap, "%.*s/.%s.runra-%d-%lx.tmp", (int)(slash - path), path, slash + 1, (int)getpid(),
+			 (unsigned long)ts.tv_nsec ^ (unsigned long)ts.tv_sec);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int parent_dir(const char *path, char *out, size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash == path ? 1 : (size_t)(slash - path);
+	if (n >= cap)
+		return -ENAMETOOLONG;
+	memcpy(out, path, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* Writes to a fresh temporary file, syncs it, renames it over path; removes it on any failure. */
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[RA_FS_PATH_MAX + 64];
+	int rc = temp_beside(path, tmp, sizeof(tmp));
+	if (rc)
+		return rc;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, data, len);
+	if (!rc && fchmod(fd, mode)) /* the umask must not narrow what was asked for */
+		rc = -errno;
+	if (!rc && fsync(fd))
+		rc = -errno;
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path))
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, bool set_mode, bool append,
+		bool mkdirs, bool *created)
+{
+	char dir[RA_FS_PATH_MAX];
+	int rc = parent_dir(path, dir, sizeof(dir));
+	if (!rc && mkdirs)
+		rc = ra_fs_mkdir(dir, 0755, true);
+	if (rc)
+		return rc;
+	struct stat s;
+	bool exists = stat(path, &s) == 0;
+	if (exists && S_ISDIR(s.st_mode))
+		return -EISDIR;
+	*created = !exists;
+	mode_t m = set_mode || !exists ? (mode & 07777) : (s.st_mode & 07777);
+	if (!append)
+		return write_atomic(path, data, len, m);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, m);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, data, len);
+	if (close(fd) && !rc)
+		rc = -errno;
+	return rc;
+}
+
+/* ---- move ---- */
+
+static int copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	struct stat s;
+	if (fstat(in, &s)) {
+		int err = -errno;
+		close(in);
+		return err;
+	}
+	char tmp[RA_FS_PATH_MAX + 64];
+	int rc = temp_beside(to, tmp, sizeof(tmp));
+	int out = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, s.st_mode & 07777);
+	if (!rc && out < 0)
+		rc = -errno;
+	uint8_t *buf = rc ? NULL : malloc(COPY_CHUNK);
+	if (!rc && !buf)
+		rc = -ENOMEM;
+	for (ssize_t n; !rc && (n = read(in, buf, COPY_CHUNK)) != 0;)
+		rc = n < 0 ? (errno == EINTR ? 0 : -errno) : write_all(out, buf, (size_t)n);
+	free(buf);
+	close(in);
+	if (out >= 0) {
+		if (!rc && fsync(out))
+			rc = -errno;
+		close(out);
+		if (!rc && rename(tmp, to))
+			rc = -errno;
+		if (rc)
+			unlink(tmp);
+	}
+	return rc;
+}
+
+int ra_fs_move(const char *from, const char *to, bool overwrite)
+{
+	if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, overwrite ? 0 : RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EINVAL && !overwrite && access(to, F_OK) == 0) /* no RENAME_NOREPLACE on this filesystem */
+		return -EEXIST;
+	if (errno == EINVAL && !overwrite && rename(from, to) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return -errno;
+	struct stat s;
+	if (lstat(from, &s))
+		return -errno;
+	if (!S_ISREG(s.st_mode))
+		return -EXDEV; /* across filesystems only files are copied */
+	if (!overwrite && access(to, F_OK) == 0)
+		return -EEXIST;
+	int rc = copy_file(from, to);
+	return rc ? rc : (unlink(from) ? -errno : 0);
+}
+
+/* ---- read ---- */
+
+int ra_fs_read(const char *path, uint64_t offset, size_t len, uint8_t *dst, size_t *got, uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat s;
+	int rc = fstat(fd, &s) ? -errno : S_ISDIR(s.st_mode) ? -EISDIR : 0;
+	*got = 0;
+	*size = (uint64_t)s.st_size;
+	while (!rc && *got < len) {
+		ssize_t n = pread(fd, dst + *got, len - *got, (off_t)(offset + *got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		else if (n == 0)
+			break;
+		else
+			*got += (size_t)n;
+	}
+	close(fd);
+	return rc;
+}

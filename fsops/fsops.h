@@ -1,0 +1,68 @@
+/* fsops: file operations on paths, for the file ops of the protocol. Knows nothing of the protocol or of
+ * WebSockets: every function returns 0 or -errno, and the agent maps errno to protocol codes.
+ *
+ * Paths reaching these functions are absolute and normalized (ra_fs_resolve). Deleting never follows a
+ * symbolic link out of the tree it deletes (openat/unlinkat with O_NOFOLLOW). Writes are atomic by
+ * default: a temporary file in the target's directory, fsync, rename; a failure leaves the old content. */
+#ifndef RA_FSOPS_H
+#define RA_FSOPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define RA_FS_PATH_MAX 4096
+
+typedef enum { RA_FS_FILE, RA_FS_DIR, RA_FS_SYMLINK, RA_FS_OTHER } ra_fs_type;
+
+typedef struct {
+	ra_fs_type type;
+	uint64_t size;
+	uint32_t mode;      /* permission bits (07777) */
+	int64_t mtime_ms;
+	uint32_t uid, gid;
+	char target[RA_FS_PATH_MAX]; /* symlink target ("" otherwise) */
+} ra_fs_stat;
+
+typedef struct {
+	char *path;  /* relative to the listed directory */
+	char *name;
+	ra_fs_stat st;
+} ra_fs_entry;
+
+typedef struct {
+	ra_fs_entry *entries;
+	size_t count;
+	bool more; /* entries past the page remain */
+} ra_fs_listing;
+
+/* An absolute, normalized path from `in` (absolute, or relative to base): "//", "." and ".." resolved
+ * lexically (".." never climbs above "/"). -EINVAL for an empty path or a NUL byte, -ENAMETOOLONG. */
+int ra_fs_resolve(const char *base, const char *in, size_t len, char *out, size_t cap);
+const char *ra_fs_type_name(ra_fs_type t);
+
+/* lstat (follow false) or stat, with the link's target when it is a symlink. */
+int ra_fs_stat_path(const char *path, bool follow, ra_fs_stat *st);
+int ra_fs_mkdir(const char *path, mode_t mode, bool parents);
+/* A file or a symlink (the link itself), or a directory: empty, or with `recursive` everything under it. */
+int ra_fs_delete(const char *path, bool recursive);
+/* rename; across filesystems a regular file is copied (atomically) and the source removed. Without
+ * overwrite an existing target is -EEXIST. */
+int ra_fs_move(const char *from, const char *to, bool overwrite);
+int ra_fs_chmod(const char *path, mode_t mode);
+
+/* Entries under dir down to `depth` levels (1: the directory itself), sorted by path, those after `after`
+ * (NULL: from the start), at most `limit`. Free with ra_fs_listing_free. -E2BIG past max_scan entries. */
+int ra_fs_list(const char *dir, unsigned depth, const char *after, size_t limit, size_t max_scan,
+	       ra_fs_listing *out);
+void ra_fs_listing_free(ra_fs_listing *l);
+
+/* Up to len bytes from offset into dst; *got is what was read, *size the file's size. */
+int ra_fs_read(const char *path, uint64_t offset, size_t len, uint8_t *dst, size_t *got, uint64_t *size);
+/* Writes data as the whole content (atomic: old content or new, never half), or appended. mode applies to
+ * a new file (an existing one keeps its mode unless set_mode); mkdirs creates missing parents. */
+int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, bool set_mode, bool append,
+		bool mkdirs, bool *created);
+
+#endif
