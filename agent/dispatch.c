@@ -36,8 +36,9 @@ static const op_entry op_table[] = {
 	{"proc.closeStdin", ra_op_proc_close_stdin}, {"proc.attach", ra_op_proc_attach},
 	{"proc.detach", ra_op_proc_detach}, {"proc.resize", ra_op_proc_resize},
 	/* files */
-	{"file.read", ra_op_file_read}, {"file.write", ra_op_file_write}, {"file.upload.open", NULL},
-	{"file.upload.chunk", NULL}, {"file.upload.commit", NULL}, {"file.upload.abort", NULL},
+	{"file.read", ra_op_file_read}, {"file.write", ra_op_file_write}, {"file.upload.open", ra_op_file_upload_open},
+	{"file.upload.chunk", ra_op_file_upload_chunk}, {"file.upload.commit", ra_op_file_upload_commit},
+	{"file.upload.abort", ra_op_file_upload_abort},
 	{"file.list", ra_op_file_list}, {"file.stat", ra_op_file_stat}, {"file.exists", ra_op_file_exists},
 	{"file.mkdir", ra_op_file_mkdir}, {"file.delete", ra_op_file_delete}, {"file.move", ra_op_file_move},
 	{"file.chmod", ra_op_file_chmod},
@@ -63,9 +64,14 @@ void ra_dispatch_session_drained(ra_session *s)
 {
 	if (s->attachments)
 		ra_exec_session_drained(s);
+	ra_files_session_drained(s);
 }
 
-void ra_dispatch_session_closed(ra_session *s) { ra_exec_session_closed(s); }
+void ra_dispatch_session_closed(ra_session *s)
+{
+	ra_exec_session_closed(s);
+	ra_files_session_closed(s);
+}
 
 static const op_entry *op_find(const ra_request *req)
 {

@@ -1,11 +1,17 @@
 #include "files.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../fsops/fsops.h"
 #include "../proto/ra_limits.h"
+#include "../proto/sha256.h"
 
 static ra_agent *agent;
 
@@ -251,21 +257,37 @@ ra_err ra_op_file_list(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	return RA_OK;
 }
 
+static ra_err start_download(ra_session *s, const ra_request *req, const char *path, uint64_t offset,
+			     uint64_t length, bool has_length, ra_why *why);
+
 ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
-	(void)s;
 	char path[RA_FS_PATH_MAX];
-	uint64_t offset = 0, length = RA_FILE_INLINE_MAX;
+	uint64_t offset = 0, length = UINT64_MAX;
+	bool stream = false;
 	ra_err rc;
 	if ((rc = path_arg(req, "path", path, why)) || (rc = ra_arg_u64(req, "offset", false, INT64_MAX, &offset, why)) ||
-	    (rc = ra_arg_u64(req, "length", false, RA_FILE_INLINE_MAX, &length, why)))
+	    (rc = ra_arg_u64(req, "length", false, INT64_MAX, &length, why)) ||
+	    (rc = ra_arg_bool(req, "stream", &stream, why)))
 		return rc;
+	bool has_length = length != UINT64_MAX;
+	ra_fs_stat st;
+	int r = ra_fs_stat_path(path, true, &st);
+	uint64_t wanted = r == 0 && st.size > offset ? st.size - offset : 0;
+	if (has_length && length < wanted)
+		wanted = length;
+	if (stream || (r == 0 && st.type == RA_FS_FILE && wanted > RA_FILE_INLINE_MAX))
+		return start_download(s, req, path, offset, length, has_length, why); /* large: in chunks */
+	if (has_length && length > RA_FILE_INLINE_MAX)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "length over %u bytes needs stream: true", RA_FILE_INLINE_MAX);
+	if (!has_length)
+		length = RA_FILE_INLINE_MAX;
 	uint8_t *buf = malloc(length ? (size_t)length : 1);
 	if (!buf)
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	size_t got;
 	uint64_t size;
-	int r = ra_fs_read(path, offset, (size_t)length, buf, &got, &size);
+	r = ra_fs_read(path, offset, (size_t)length, buf, &got, &size);
 	if (r) {
 		free(buf);
 		return fs_error(why, r, "read", path);
@@ -310,5 +332,333 @@ ra_err ra_op_file_write(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	ra_enc_u64(reply, len);
 	ra_enc_str(reply, "created");
 	ra_enc_bool(reply, created);
+	return RA_OK;
+}
+
+/* ---- transfers: streamed reads and uploads, owned by their connection ---- */
+
+typedef struct download {
+	struct download *next;
+	ra_session *s;
+	uint64_t req_id;
+	int fd;
+	char *path;
+	uint64_t start, offset, end, size;
+	ra_sha256 sha;
+} download;
+
+typedef struct upload {
+	struct upload *next;
+	ra_session *s;
+	char id[24];
+	char *path;
+	char tmp[RA_FS_PATH_MAX + 64];
+	int fd;
+	uint32_t mode;
+	bool overwrite, existed;
+	uint64_t received, written_back;
+	ra_sha256 sha;
+} upload;
+
+static download *downloads;
+static upload *uploads;
+static uint64_t next_upload_id = 1;
+static uint8_t chunk_buf[RA_STREAM_CHUNK_BYTES];
+
+static void download_free(download *d)
+{
+	for (download **at = &downloads; *at; at = &(*at)->next)
+		if (*at == d) {
+			*at = d->next;
+			break;
+		}
+	close(d->fd);
+	free(d->path);
+	free(d);
+}
+
+static void download_finish(download *d)
+{
+	char hex[65];
+	ra_sha256_hex(&d->sha, hex);
+	ra_enc e;
+	ra_session_enc_init(d->s, &e);
+	ra_enc_reply_begin(&e, d->req_id, 6);
+	ra_enc_str(&e, "path");
+	ra_enc_str(&e, d->path);
+	ra_enc_str(&e, "size");
+	ra_enc_u64(&e, d->size);
+	ra_enc_str(&e, "offset");
+	ra_enc_u64(&e, d->start);
+	ra_enc_str(&e, "bytes");
+	ra_enc_u64(&e, d->offset - d->start);
+	ra_enc_str(&e, "sha256");
+	ra_enc_str(&e, hex);
+	ra_enc_str(&e, "eof");
+	ra_enc_bool(&e, d->offset >= d->size);
+	ra_session_send(d->s, &e);
+	download_free(d);
+}
+
+static void send_file_chunk(download *d, size_t n)
+{
+	ra_enc e;
+	ra_session_enc_init_sized(d->s, &e, n + 128 + strlen(d->path));
+	ra_enc_map(&e, 6);
+	ra_enc_str(&e, "type");
+	ra_enc_str(&e, "stream");
+	ra_enc_str(&e, "id");
+	ra_enc_u64(&e, d->req_id);
+	ra_enc_str(&e, "path");
+	ra_enc_str(&e, d->path);
+	ra_enc_str(&e, "stream");
+	ra_enc_str(&e, "file");
+	ra_enc_str(&e, "offset");
+	ra_enc_u64(&e, d->offset);
+	ra_enc_str(&e, "data");
+	ra_enc_bin(&e, chunk_buf, n);
+	ra_session_send(d->s, &e);
+}
+
+/* Sends chunks while the connection's queue is short: a big file never sits in memory, and the loop is
+ * never held for more than one chunk's read. */
+static void download_pump(download *d)
+{
+	while (d->offset < d->end && d->s->out_bytes < RA_STREAM_QUEUE_HIGH && !d->s->out_overflow) {
+		size_t want = d->end - d->offset < sizeof(chunk_buf) ? (size_t)(d->end - d->offset) : sizeof(chunk_buf);
+		ssize_t n = pread(d->fd, chunk_buf, want, (off_t)d->offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			char what[RA_FS_PATH_MAX + 8];
+			snprintf(what, sizeof(what), "read '%s': %s", d->path, strerror(errno));
+			ra_session_send_error(d->s, true, d->req_id, ra_err_from_errno(errno), what);
+			download_free(d);
+			return;
+		}
+		if (n == 0) { /* the file shrank while we read it */
+			d->end = d->offset;
+			break;
+		}
+		ra_sha256_update(&d->sha, chunk_buf, (size_t)n);
+		send_file_chunk(d, (size_t)n);
+		d->offset += (uint64_t)n;
+	}
+	if (d->offset >= d->end)
+		download_finish(d);
+}
+
+static ra_err start_download(ra_session *s, const ra_request *req, const char *path, uint64_t offset,
+			     uint64_t length, bool has_length, ra_why *why)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fs_error(why, -errno, "read", path);
+	struct stat st;
+	if (fstat(fd, &st) || S_ISDIR(st.st_mode)) {
+		int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+		close(fd);
+		return fs_error(why, -err, "read", path);
+	}
+	download *d = calloc(1, sizeof(*d));
+	if (!d || !(d->path = strdup(path))) {
+		free(d);
+		close(fd);
+		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	d->s = s;
+	d->req_id = req->id;
+	d->fd = fd;
+	d->size = (uint64_t)st.st_size;
+	d->start = d->offset = offset;
+	d->end = offset >= d->size ? offset : has_length && length < d->size - offset ? offset + length : d->size;
+	ra_sha256_init(&d->sha);
+	d->next = downloads;
+	downloads = d;
+	download_pump(d);
+	return RA_REPLY_LATER;
+}
+
+void ra_files_session_drained(ra_session *s)
+{
+	for (download *d = downloads, *next; d; d = next) {
+		next = d->next;
+		if (d->s == s)
+			download_pump(d);
+	}
+}
+
+static void upload_free(upload *u, bool discard)
+{
+	for (upload **at = &uploads; *at; at = &(*at)->next)
+		if (*at == u) {
+			*at = u->next;
+			break;
+		}
+	if (discard)
+		ra_fs_temp_discard(u->fd, u->tmp);
+	free(u->path);
+	free(u);
+}
+
+/* A connection that goes away takes its transfers with it: no partial target, no temporary debris. */
+void ra_files_session_closed(ra_session *s)
+{
+	for (download *d = downloads, *next; d; d = next) {
+		next = d->next;
+		if (d->s == s)
+			download_free(d);
+	}
+	for (upload *u = uploads, *next; u; u = next) {
+		next = u->next;
+		if (u->s == s)
+			upload_free(u, true);
+	}
+}
+
+static ra_err find_upload(ra_session *s, const ra_request *req, upload **out, ra_why *why)
+{
+	char *id = NULL;
+	ra_err rc = ra_arg_cstr(req, "upload", true, 23, &id, why);
+	if (rc)
+		return rc;
+	*out = NULL;
+	for (upload *u = uploads; u && !*out; u = u->next)
+		if (u->s == s && strcmp(u->id, id) == 0)
+			*out = u;
+	rc = *out ? RA_OK : ra_fail(why, RA_ERR_NOT_FOUND, "no upload '%s' on this connection", id);
+	free(id);
+	return rc;
+}
+
+ra_err ra_op_file_upload_open(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
+{
+	char path[RA_FS_PATH_MAX];
+	bool mkdirs = false, overwrite = true, has_mode, exists;
+	uint32_t mode = 0644;
+	mode_t existing;
+	ra_err rc;
+	if ((rc = path_arg(req, "path", path, why)) || (rc = ra_arg_bool(req, "mkdirs", &mkdirs, why)) ||
+	    (rc = ra_arg_bool(req, "overwrite", &overwrite, why)) || (rc = mode_arg(req, &has_mode, &mode, why)))
+		return rc;
+	int r = ra_fs_prepare_target(path, mkdirs, &exists, &existing);
+	if (r)
+		return fs_error(why, r, "upload", path);
+	if (exists && !overwrite)
+		return ra_fail(why, RA_ERR_ALREADY_EXISTS, "upload '%s': it exists (use overwrite: true)", path);
+	upload *u = calloc(1, sizeof(*u));
+	if (!u || !(u->path = strdup(path))) {
+		free(u);
+		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	u->fd = ra_fs_temp_create(path, 0600, u->tmp, sizeof(u->tmp));
+	if (u->fd < 0) {
+		r = u->fd;
+		free(u->path);
+		free(u);
+		return fs_error(why, r, "upload", path);
+	}
+	u->s = s;
+	u->mode = has_mode || !exists ? mode : (uint32_t)existing;
+	u->overwrite = overwrite;
+	u->existed = exists;
+	snprintf(u->id, sizeof(u->id), "u%llu", (unsigned long long)next_upload_id++);
+	ra_sha256_init(&u->sha);
+	u->next = uploads;
+	uploads = u;
+	ra_enc_reply_begin(reply, req->id, 2);
+	ra_enc_str(reply, "upload");
+	ra_enc_str(reply, u->id);
+	ra_enc_str(reply, "path");
+	ra_enc_str(reply, path);
+	return RA_OK;
+}
+
+ra_err ra_op_file_upload_chunk(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
+{
+	upload *u;
+	uint64_t offset = UINT64_MAX;
+	const uint8_t *data = NULL;
+	uint32_t len = 0;
+	bool present;
+	ra_err rc;
+	if ((rc = find_upload(s, req, &u, why)) || (rc = ra_arg_u64(req, "offset", true, INT64_MAX, &offset, why)) ||
+	    (rc = ra_arg_bytes(req, "data", &data, &len, &present, why)))
+		return rc;
+	if (!present)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "data is required");
+	if (offset != u->received) /* chunks come in order: a gap or a repeat is the client's bug, not data */
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "upload '%s': chunk at offset %llu, expected %llu", u->id,
+			       (unsigned long long)offset, (unsigned long long)u->received);
+	int r = ra_fs_write_all(u->fd, data, len);
+	if (r) { /* a failed write ends the upload: the old target stays as it was */
+		rc = fs_error(why, r, "upload", u->path);
+		upload_free(u, true);
+		return rc;
+	}
+	ra_sha256_update(&u->sha, data, len);
+	u->received += len;
+	if (u->received - u->written_back >= RA_UPLOAD_WRITEBACK_BYTES) {
+		ra_fs_start_writeback(u->fd, u->written_back, u->received - u->written_back);
+		u->written_back = u->received;
+	}
+	ra_enc_reply_begin(reply, req->id, 2);
+	ra_enc_str(reply, "upload");
+	ra_enc_str(reply, u->id);
+	ra_enc_str(reply, "received");
+	ra_enc_u64(reply, u->received);
+	return RA_OK;
+}
+
+ra_err ra_op_file_upload_commit(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
+{
+	upload *u;
+	char *expected = NULL;
+	ra_err rc;
+	if ((rc = find_upload(s, req, &u, why)) || (rc = ra_arg_cstr(req, "sha256", false, 64, &expected, why)))
+		return rc;
+	char hex[65];
+	ra_sha256_hex(&u->sha, hex);
+	if (expected && strcasecmp(expected, hex) != 0) {
+		rc = ra_fail(why, RA_ERR_INVALID_CONFIG, "upload '%s': sha256 mismatch (received %s): nothing replaced",
+			     u->id, hex);
+		free(expected);
+		upload_free(u, true);
+		return rc;
+	}
+	free(expected);
+	int r = ra_fs_temp_commit(u->fd, u->tmp, u->path, u->mode, u->overwrite);
+	u->fd = -1; /* committed or discarded by ra_fs_temp_commit */
+	if (r) {
+		rc = r == -EEXIST ? ra_fail(why, RA_ERR_ALREADY_EXISTS, "upload '%s': it exists now", u->path)
+				  : fs_error(why, r, "upload", u->path);
+		upload_free(u, false);
+		return rc;
+	}
+	ra_enc_reply_begin(reply, req->id, 4);
+	ra_enc_str(reply, "path");
+	ra_enc_str(reply, u->path);
+	ra_enc_str(reply, "size");
+	ra_enc_u64(reply, u->received);
+	ra_enc_str(reply, "sha256");
+	ra_enc_str(reply, hex);
+	ra_enc_str(reply, "created");
+	ra_enc_bool(reply, !u->existed);
+	upload_free(u, false);
+	return RA_OK;
+}
+
+ra_err ra_op_file_upload_abort(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
+{
+	upload *u;
+	ra_err rc = find_upload(s, req, &u, why);
+	if (rc)
+		return rc;
+	ra_enc_reply_begin(reply, req->id, 2);
+	ra_enc_str(reply, "upload");
+	ra_enc_str(reply, u->id);
+	ra_enc_str(reply, "aborted");
+	ra_enc_bool(reply, true);
+	upload_free(u, true);
 	return RA_OK;
 }

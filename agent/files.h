@@ -17,5 +17,14 @@ ra_err ra_op_file_chmod(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 ra_err ra_op_file_list(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
 ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
 ra_err ra_op_file_write(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
+ra_err ra_op_file_upload_open(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
+ra_err ra_op_file_upload_chunk(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
+ra_err ra_op_file_upload_commit(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
+ra_err ra_op_file_upload_abort(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
+
+/* The connection's queue has room again: send more of its streamed reads. */
+void ra_files_session_drained(ra_session *s);
+/* The connection is gone: its streamed reads stop, its uploads are discarded (no temporary file stays). */
+void ra_files_session_closed(ra_session *s);
 
 #endif

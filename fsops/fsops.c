@@ -292,6 +292,65 @@ int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, boo
 	return rc;
 }
 
+/* ---- streamed writes ---- */
+
+int ra_fs_temp_create(const char *path, mode_t mode, char *tmp, size_t cap)
+{
+	int rc = temp_beside(path, tmp, cap);
+	if (rc)
+		return rc;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+	return fd < 0 ? -errno : fd;
+}
+
+int ra_fs_write_all(int fd, const void *data, size_t len) { return write_all(fd, data, len); }
+
+void ra_fs_start_writeback(int fd, uint64_t offset, uint64_t len)
+{
+	sync_file_range(fd, (off_t)offset, (off_t)len, SYNC_FILE_RANGE_WRITE); /* a hint: failure is harmless */
+}
+
+void ra_fs_temp_discard(int fd, const char *tmp)
+{
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+}
+
+int ra_fs_temp_commit(int fd, const char *tmp, const char *path, mode_t mode, bool overwrite)
+{
+	int rc = fchmod(fd, mode & 07777) ? -errno : 0;
+	if (!rc && fsync(fd))
+		rc = -errno;
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (!rc && syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, path, overwrite ? 0 : RENAME_NOREPLACE))
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *existing_mode)
+{
+	char dir[RA_FS_PATH_MAX];
+	int rc = parent_dir(path, dir, sizeof(dir));
+	if (!rc && mkdirs)
+		rc = ra_fs_mkdir(dir, 0755, true);
+	if (rc)
+		return rc;
+	struct stat s;
+	if (stat(dir, &s))
+		return -errno;
+	if (!S_ISDIR(s.st_mode))
+		return -ENOTDIR;
+	*exists = stat(path, &s) == 0;
+	if (*exists && S_ISDIR(s.st_mode))
+		return -EISDIR;
+	*existing_mode = *exists ? (s.st_mode & 07777) : 0;
+	return 0;
+}
+
 /* ---- move ---- */
 
 static int copy_file(const char *from, const char *to)

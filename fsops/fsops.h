@@ -58,6 +58,20 @@ int ra_fs_list(const char *dir, unsigned depth, const char *after, size_t limit,
 	       ra_fs_listing *out);
 void ra_fs_listing_free(ra_fs_listing *l);
 
+/* ---- streamed writes: a temporary file beside the target, renamed over it at commit ---- */
+
+/* Creates the temporary file for path (its name in tmp); returns its fd or -errno. */
+int ra_fs_temp_create(const char *path, mode_t mode, char *tmp, size_t cap);
+int ra_fs_write_all(int fd, const void *data, size_t len);
+/* Starts writing back what arrived so far (non-blocking), so that the final fsync has little left. */
+void ra_fs_start_writeback(int fd, uint64_t offset, uint64_t len);
+/* fchmod, fsync, close, rename over path (without overwrite: -EEXIST if path exists). The temporary file is
+ * gone afterwards, whether this succeeded or not. */
+int ra_fs_temp_commit(int fd, const char *tmp, const char *path, mode_t mode, bool overwrite);
+void ra_fs_temp_discard(int fd, const char *tmp);
+/* The parent directory of path must exist (or is created with mkdirs) and path must not be a directory. */
+int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *existing_mode);
+
 /* Up to len bytes from offset into dst; *got is what was read, *size the file's size. */
 int ra_fs_read(const char *path, uint64_t offset, size_t len, uint8_t *dst, size_t *got, uint64_t *size);
 /* Writes data as the whole content (atomic: old content or new, never half), or appended. mode applies to

@@ -226,7 +226,7 @@ def test_dotdot_and_absolute_paths(agent):
     ("file.read", {"path": 5}, "INVALID_CONFIG"),
     ("file.read", {}, "INVALID_CONFIG"),
     ("file.read", {"path": "x", "offset": -1}, "INVALID_CONFIG"),
-    ("file.read", {"path": "x", "length": (8 << 20) + 1}, "INVALID_CONFIG"),
+    ("file.read", {"path": "x", "length": -3}, "INVALID_CONFIG"),
     ("file.read", {"path": "."}, "INVALID_CONFIG"),  # EISDIR
     ("file.write", {"path": "w"}, "INVALID_CONFIG"),
     ("file.write", {"path": "w", "data": 5}, "INVALID_CONFIG"),
@@ -234,7 +234,7 @@ def test_dotdot_and_absolute_paths(agent):
     ("file.list", {"path": "x", "limit": 0}, "INVALID_CONFIG"),
     ("file.list", {"path": "missing"}, "NOT_FOUND"),
     ("file.move", {"from": "x"}, "INVALID_CONFIG"),
-    ("file.upload.open", {"path": "x"}, "UNSUPPORTED"),
+    ("file.upload.open", {"path": 7}, "INVALID_CONFIG"),
 ])
 def test_bad_file_arguments(agent, op, args, code):
     ws = agent.ws()
@@ -271,3 +271,186 @@ def test_permission_denied_as_a_non_root_agent():
         proc.terminate()
         proc.wait(timeout=5)
         shutil.rmtree(workdir)
+
+
+# ---- streamed transfers ----
+
+import hashlib
+
+
+def upload(ws, path, data, chunk=1 << 20, in_flight=8, **open_args):
+    """Pipelined upload: up to in_flight chunks unanswered; returns the commit result."""
+    up = ws.call("file.upload.open", path=path, **open_args)["upload"]
+    sent = acked = 0
+    pending = []
+    offsets = list(range(0, len(data), chunk)) or []
+    i = 0
+    while i < len(offsets) or pending:
+        while i < len(offsets) and len(pending) < in_flight:
+            rid = ws.next_id
+            ws.next_id += 1
+            off = offsets[i]
+            ws.send({"id": rid, "op": "file.upload.chunk", "upload": up, "offset": off, "data": data[off:off + chunk]})
+            pending.append(rid)
+            i += 1
+        reply = ws.recv_msg()
+        assert reply["id"] == pending.pop(0) and "error" not in reply, reply
+    return ws.call("file.upload.commit", upload=up, sha256=hashlib.sha256(data).hexdigest())
+
+
+def download(ws, path, **args):
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "file.read", "path": path, "stream": True, **args})
+    h, total, chunks = hashlib.sha256(), 0, []
+    while True:
+        m = ws.recv_msg()
+        if m["type"] == "stream":
+            assert m["id"] == rid and m["offset"] == args.get("offset", 0) + total
+            h.update(m["data"])
+            total += len(m["data"])
+            chunks.append(m["data"])
+        else:
+            assert m["id"] == rid and "error" not in m, m
+            assert m["result"]["sha256"] == h.hexdigest() and m["result"]["bytes"] == total
+            return b"".join(chunks), m["result"]
+
+
+def file_sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 65536, 3 << 20])
+def test_upload_download_round_trip(agent, size):
+    ws = agent.ws()
+    data = os.urandom(size)
+    r = upload(ws, "rt.bin", data, chunk=1 << 20)
+    assert r["size"] == size and r["sha256"] == hashlib.sha256(data).hexdigest() and r["created"] is True
+    got, result = download(ws, "rt.bin")
+    assert got == data and result["eof"] is True and result["size"] == size
+
+
+def test_all_byte_values_and_ranges(agent):
+    ws = agent.ws()
+    data = bytes(range(256)) * 4
+    upload(ws, "bytes", data, chunk=100)
+    got, result = download(ws, "bytes", offset=10, length=300)
+    assert got == data[10:310] and result["eof"] is False
+
+
+def test_100mib_round_trip_with_bounded_memory(agent):
+    ws = agent.ws()
+    data = os.urandom(100 << 20)
+    upload(ws, "big", data, chunk=4 << 20)
+    assert file_sha(os.path.join(agent.workdir, "big")) == hashlib.sha256(data).hexdigest()
+    got, _ = download(ws, "big")
+    assert got == data
+    with open(f"/proc/{agent.pid}/status") as f:
+        hwm = int([l for l in f if l.startswith("VmHWM")][0].split()[1])
+    assert hwm < 128 << 10, hwm  # KiB: chunks pass through, the file never sits in memory
+
+
+def test_large_plain_read_is_streamed_automatically(agent):
+    ws = agent.ws()
+    data = os.urandom((8 << 20) + 5)
+    upload(ws, "auto", data, chunk=4 << 20)
+    ws.send({"id": 900, "op": "file.read", "path": "auto"})
+    first = ws.recv_msg()
+    assert first["type"] == "stream" and first["offset"] == 0
+
+
+def test_1gib_round_trip(agent):
+    """1 GiB through the agent and back, equal sha256; a second connection is answered meanwhile."""
+    path = os.path.join(agent.workdir, "gib")
+    with open(path, "wb") as f:
+        block = os.urandom(1 << 20)
+        for i in range(1024):
+            f.write(block[i % 7:] + block[:i % 7])
+    expected = file_sha(path)
+    ws, probe = agent.ws(), agent.ws()
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "file.read", "path": "gib", "stream": True})
+    h, total, slowest_ping = hashlib.sha256(), 0, 0.0
+    while True:
+        m = ws.recv_msg()
+        if m["type"] == "stream":
+            h.update(m["data"])
+            total += len(m["data"])
+            if total % (128 << 20) < 65536:
+                t = time.monotonic()
+                probe.call("ping")
+                slowest_ping = max(slowest_ping, time.monotonic() - t)
+        else:
+            break
+    assert total == 1 << 30 and h.hexdigest() == expected == m["result"]["sha256"]
+    assert slowest_ping < 0.5, slowest_ping
+    # and back up, in 4 MiB chunks, read from disk as we go
+    up = ws.call("file.upload.open", path="gib-copy")["upload"]
+    with open(path, "rb") as f:
+        offset = 0
+        while True:
+            block = f.read(4 << 20)
+            if not block:
+                break
+            assert ws.call("file.upload.chunk", upload=up, offset=offset, data=block)["received"] == offset + len(block)
+            offset += len(block)
+    assert ws.call("file.upload.commit", upload=up, sha256=expected)["size"] == 1 << 30
+    assert file_sha(os.path.join(agent.workdir, "gib-copy")) == expected
+    with open(f"/proc/{agent.pid}/status") as f:
+        hwm = int([l for l in f if l.startswith("VmHWM")][0].split()[1])
+    assert hwm < 160 << 10, hwm
+    os.unlink(path)
+    os.unlink(os.path.join(agent.workdir, "gib-copy"))
+
+
+def test_abort_and_dropped_connection_leave_old_content_and_no_temp_file(agent):
+    ws = agent.ws()
+    ws.call("file.write", path="t", data=b"old")
+    up = ws.call("file.upload.open", path="t")["upload"]
+    ws.call("file.upload.chunk", upload=up, offset=0, data=b"new-partial")
+    assert len(os.listdir(agent.workdir)) == 2  # the target and the temporary file
+    assert ws.call("file.upload.abort", upload=up)["aborted"] is True
+    assert os.listdir(agent.workdir) == ["t"]
+    dropped = agent.ws()
+    up = dropped.call("file.upload.open", path="t")["upload"]
+    dropped.call("file.upload.chunk", upload=up, offset=0, data=b"x" * 100000)
+    dropped.close()
+    wait = time.monotonic() + 5
+    while len(os.listdir(agent.workdir)) != 1 and time.monotonic() < wait:
+        time.sleep(0.05)
+    assert os.listdir(agent.workdir) == ["t"]
+    assert ws.call("file.read", path="t")["data"] == b"old"
+
+
+def test_sha256_mismatch_replaces_nothing(agent):
+    ws = agent.ws()
+    ws.call("file.write", path="s", data=b"old")
+    up = ws.call("file.upload.open", path="s")["upload"]
+    ws.call("file.upload.chunk", upload=up, offset=0, data=b"new")
+    reply = ws.request("file.upload.commit", upload=up, sha256="0" * 64)
+    expect_error(reply, "INVALID_CONFIG")
+    assert "sha256" in reply["error"]["message"]
+    assert ws.call("file.read", path="s")["data"] == b"old" and os.listdir(agent.workdir) == ["s"]
+
+
+def test_upload_bad_input(agent):
+    ws = agent.ws()
+    expect_error(ws.request("file.upload.chunk", upload="u999", offset=0, data=b"x"), "NOT_FOUND")
+    up = ws.call("file.upload.open", path="b")["upload"]
+    expect_error(ws.request("file.upload.chunk", upload=up, offset=5, data=b"x"), "INVALID_CONFIG")  # a gap
+    expect_error(ws.request("file.upload.chunk", upload=up, offset=-1, data=b"x"), "INVALID_CONFIG")
+    expect_error(ws.request("file.upload.chunk", upload=up, offset=0), "INVALID_CONFIG")
+    ws.call("file.upload.commit", upload=up)
+    expect_error(ws.request("file.upload.commit", upload=up), "NOT_FOUND")  # commit twice
+    expect_error(ws.request("file.upload.open", path="."), "INVALID_CONFIG")  # a directory
+    expect_error(ws.request("file.upload.open", path="b", overwrite=False), "ALREADY_EXISTS")
+    expect_error(ws.request("file.upload.open", path="missing-dir/b"), "NOT_FOUND")
+    other = agent.ws()  # an upload belongs to its connection
+    up2 = ws.call("file.upload.open", path="c")["upload"]
+    expect_error(other.request("file.upload.chunk", upload=up2, offset=0, data=b"x"), "NOT_FOUND")
+    assert ws.call("ping")["pong"]

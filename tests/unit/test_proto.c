@@ -4,6 +4,7 @@
 
 #include "../../proto/proto.h"
 #include "../../proto/ra_limits.h"
+#include "../../proto/sha256.h"
 #include "test.h"
 
 typedef struct {
@@ -279,8 +280,32 @@ static void test_error_table(void)
 		CHECK(ra_err_name((ra_err)c) != NULL && ra_err_name((ra_err)c)[0]);
 }
 
+static const char *digest_of(const void *data, size_t len, size_t step)
+{
+	static char hex[65];
+	ra_sha256 c;
+	ra_sha256_init(&c);
+	for (size_t at = 0; at < len; at += step)
+		ra_sha256_update(&c, (const uint8_t *)data + at, len - at < step ? len - at : step);
+	ra_sha256_hex(&c, hex);
+	return hex;
+}
+
+static void test_sha256_vectors(void)
+{
+	CHECK_STR(digest_of("", 0, 1), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	CHECK_STR(digest_of("abc", 3, 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	CHECK_STR(digest_of(two, strlen(two), 7), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	static char a[1000000];
+	memset(a, 'a', sizeof(a));
+	for (size_t step = 1; step <= 4096; step *= 64) /* the same digest whatever the chunking */
+		CHECK_STR(digest_of(a, sizeof(a), step), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
 int main(void)
 {
+	RUN(test_sha256_vectors);
 	RUN(test_valid_request);
 	RUN(test_large_id);
 	RUN(test_malformed);
