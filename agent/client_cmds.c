@@ -1,6 +1,7 @@
 /* The debug client's commands: health, ping, info, exec, ps, kill. Each builds its request when the agent
  * is ready and turns the answers into output for people (or JSON with --json) and an exit status. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../proto/sha256.h"
 #include "client_internal.h"
 #include "config.h"
 
@@ -461,6 +463,297 @@ static void exec_message(const msgpack_object_map *m)
 	client_finish(code && code->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int)code->via.u64 : 1);
 }
 
+/* ---- files: ls, cat, rm, mkdir, mv (agent-side paths), cp (":PATH" is the agent's side) ---- */
+
+static const char *fs_args[2];
+static bool fs_flag; /* -r for rm, -p for mkdir */
+
+static int one_path_parse(int argc, char **argv, const char *flag)
+{
+	int i = 1;
+	if (flag && i < argc && strcmp(argv[i], flag) == 0) {
+		fs_flag = true;
+		i++;
+	}
+	if (argc - i != 1)
+		return 2;
+	fs_args[0] = argv[i];
+	return 0;
+}
+
+static int ls_parse(int argc, char **argv) { return argc == 1 ? (fs_args[0] = ".", 0) : one_path_parse(argc, argv, NULL); }
+static int cat_parse(int argc, char **argv) { return one_path_parse(argc, argv, NULL); }
+static int rm_parse(int argc, char **argv) { return one_path_parse(argc, argv, "-r"); }
+static int mkdir_parse(int argc, char **argv) { return one_path_parse(argc, argv, "-p"); }
+
+static int two_paths_parse(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	fs_args[0] = argv[1];
+	fs_args[1] = argv[2];
+	return 0;
+}
+
+static void send_path_op(const char *op, const char *flag_name, uint32_t extra)
+{
+	ra_enc *e = client_request(REQUEST_ID, op, 1 + (flag_name ? 1u : 0u) + extra);
+	if (!e)
+		return;
+	ra_enc_str(e, "path");
+	ra_enc_str(e, fs_args[0]);
+	if (flag_name) {
+		ra_enc_str(e, flag_name);
+		ra_enc_bool(e, fs_flag);
+	}
+	sent_at = client_now();
+	client_send(e);
+}
+
+static void ls_start(void) { send_path_op("file.list", NULL, 0); }
+static void rm_start(void) { send_path_op("file.delete", "recursive", 0); }
+static void mkdir_start(void) { send_path_op("file.mkdir", "recursive", 0); }
+
+static void mv_start(void)
+{
+	ra_enc *e = client_request(REQUEST_ID, "file.move", 2);
+	if (!e)
+		return;
+	ra_enc_str(e, "from");
+	ra_enc_str(e, fs_args[0]);
+	ra_enc_str(e, "to");
+	ra_enc_str(e, fs_args[1]);
+	client_send(e);
+}
+
+static void quiet_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	if (client_json())
+		print_json_result(r);
+	client_finish(0);
+}
+
+static void ls_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	if (client_json()) {
+		print_json_result(r);
+		client_finish(0);
+		return;
+	}
+	const msgpack_object *list = ra_map_get(&r->via.map, "entries");
+	for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++) {
+		const msgpack_object_map *e = &list->via.array.ptr[i].via.map;
+		const msgpack_object *type = ra_map_get(e, "type"), *size = ra_map_get(e, "size"),
+				     *name = ra_map_get(e, "name"), *mode = ra_map_get(e, "mode");
+		char t = client_str_is(type, "dir") ? 'd' : client_str_is(type, "symlink") ? 'l' : client_str_is(type, "file") ? '-' : '?';
+		printf("%c%04llo %12llu %.*s\n", t, mode ? (unsigned long long)mode->via.u64 : 0ull,
+		       size ? (unsigned long long)size->via.u64 : 0ull, name ? (int)name->via.str.size : 0,
+		       name ? name->via.str.ptr : "");
+	}
+	const msgpack_object *next = ra_map_get(&r->via.map, "next");
+	if (next && next->type == MSGPACK_OBJECT_STR)
+		printf("... more entries after %.*s\n", (int)next->via.str.size, next->via.str.ptr);
+	client_finish(0);
+}
+
+/* cat and cp from the agent: a streamed read into a file descriptor, checked against the agent's sha256. */
+static struct {
+	int fd;
+	ra_sha256 sha;
+	uint64_t bytes;
+	const char *local;
+	char local_tmp[4200];
+} dl = {.fd = -1};
+
+static void download_start(const char *path)
+{
+	ra_sha256_init(&dl.sha);
+	ra_enc *e = client_request(REQUEST_ID, "file.read", 2);
+	if (!e)
+		return;
+	ra_enc_str(e, "path");
+	ra_enc_str(e, path);
+	ra_enc_str(e, "stream");
+	ra_enc_bool(e, true);
+	client_send(e);
+}
+
+static void cat_start(void)
+{
+	dl.fd = STDOUT_FILENO;
+	download_start(fs_args[0]);
+}
+
+static void download_message(const msgpack_object_map *m)
+{
+	const msgpack_object *data = ra_map_get(m, "data");
+	if (client_str_is(ra_map_get(m, "type"), "stream") && data && data->type == MSGPACK_OBJECT_BIN) {
+		ra_sha256_update(&dl.sha, data->via.bin.ptr, data->via.bin.size);
+		dl.bytes += data->via.bin.size;
+		write_all(dl.fd, data->via.bin.ptr, data->via.bin.size);
+		return;
+	}
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	char hex[65];
+	ra_sha256_hex(&dl.sha, hex);
+	if (!client_str_is(ra_map_get(&r->via.map, "sha256"), hex)) {
+		client_fail("INTERNAL", "the data received does not match the agent's sha256");
+		return;
+	}
+	if (dl.local) { /* cp: the local file appears whole, or not at all */
+		if (fsync(dl.fd) || close(dl.fd) || rename(dl.local_tmp, dl.local)) {
+			client_fail("INTERNAL", strerror(errno));
+			return;
+		}
+		dl.fd = -1;
+		if (!client_json())
+			printf("%llu bytes to %s (sha256 %s)\n", (unsigned long long)dl.bytes, dl.local, hex);
+	}
+	if (client_json())
+		print_json_result(r);
+	client_finish(0);
+}
+
+/* cp to the agent: pipelined chunks, then a commit with the sha256 of what was sent. */
+#define UPLOAD_CHUNK (1u << 20)
+#define UPLOAD_IN_FLIGHT 8
+
+static struct {
+	int fd;
+	char upload[32];
+	uint64_t sent;
+	int in_flight;
+	bool eof, committed;
+	ra_sha256 sha;
+	uint64_t next_id;
+} ul = {.fd = -1, .next_id = REQUEST_ID + 1};
+
+static void upload_send_chunks(void)
+{
+	static uint8_t buf[UPLOAD_CHUNK];
+	while (!ul.eof && ul.in_flight < UPLOAD_IN_FLIGHT) {
+		ssize_t n = read(ul.fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			client_fail("INTERNAL", strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			ul.eof = true;
+			break;
+		}
+		ra_enc *e = client_request(ul.next_id++, "file.upload.chunk", 3);
+		if (!e)
+			return;
+		ra_enc_str(e, "upload");
+		ra_enc_str(e, ul.upload);
+		ra_enc_str(e, "offset");
+		ra_enc_u64(e, ul.sent);
+		ra_enc_str(e, "data");
+		ra_enc_bin(e, buf, (size_t)n);
+		client_send(e);
+		ra_sha256_update(&ul.sha, buf, (size_t)n);
+		ul.sent += (uint64_t)n;
+		ul.in_flight++;
+	}
+	if (ul.eof && ul.in_flight == 0 && !ul.committed) {
+		char hex[65];
+		ra_sha256_hex(&ul.sha, hex);
+		ra_enc *e = client_request(REQUEST_ID, "file.upload.commit", 2);
+		if (!e)
+			return;
+		ra_enc_str(e, "upload");
+		ra_enc_str(e, ul.upload);
+		ra_enc_str(e, "sha256");
+		ra_enc_str(e, hex);
+		ul.committed = true;
+		client_send(e);
+	}
+}
+
+static void upload_message(const msgpack_object_map *m)
+{
+	const msgpack_object *id = ra_map_get(m, "id");
+	if (!client_str_is(ra_map_get(m, "type"), "reply") || !id)
+		return;
+	if (id->via.u64 != REQUEST_ID) { /* a chunk's answer */
+		const msgpack_object *err = ra_map_get(m, "error");
+		if (err) {
+			client_report_error(err);
+			return;
+		}
+		ul.in_flight--;
+		upload_send_chunks();
+		return;
+	}
+	const msgpack_object *r = reply_result(m);
+	if (!r)
+		return;
+	if (!ul.committed) { /* the open's answer */
+		const msgpack_object *u = ra_map_get(&r->via.map, "upload");
+		snprintf(ul.upload, sizeof(ul.upload), "%.*s", u ? (int)u->via.str.size : 0, u ? u->via.str.ptr : "");
+		upload_send_chunks();
+		return;
+	}
+	if (client_json())
+		print_json_result(r);
+	else
+		printf("%llu bytes to :%s\n", (unsigned long long)ul.sent, fs_args[1] + 1);
+	client_finish(0);
+}
+
+static int cp_parse(int argc, char **argv)
+{
+	if (two_paths_parse(argc, argv))
+		return 2;
+	bool src_remote = fs_args[0][0] == ':', dst_remote = fs_args[1][0] == ':';
+	return src_remote != dst_remote && fs_args[src_remote ? 0 : 1][1] ? 0 : 2; /* exactly one side is ":PATH" */
+}
+
+static void cp_start(void)
+{
+	if (fs_args[0][0] == ':') {
+		dl.local = fs_args[1];
+		snprintf(dl.local_tmp, sizeof(dl.local_tmp), "%s.runra-part", dl.local);
+		dl.fd = open(dl.local_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (dl.fd < 0) {
+			client_fail("INVALID_CONFIG", strerror(errno));
+			return;
+		}
+		download_start(fs_args[0] + 1);
+		return;
+	}
+	ul.fd = open(fs_args[0], O_RDONLY | O_CLOEXEC);
+	if (ul.fd < 0) {
+		client_fail("NOT_FOUND", strerror(errno));
+		return;
+	}
+	ra_sha256_init(&ul.sha);
+	ra_enc *e = client_request(REQUEST_ID, "file.upload.open", 1);
+	if (!e)
+		return;
+	ra_enc_str(e, "path");
+	ra_enc_str(e, fs_args[1] + 1);
+	client_send(e);
+}
+
+static void cp_message(const msgpack_object_map *m)
+{
+	if (fs_args[0][0] == ':')
+		download_message(m);
+	else
+		upload_message(m);
+}
+
 /* ---- the table ---- */
 
 const client_command client_commands[] = {
@@ -473,5 +766,12 @@ const client_command client_commands[] = {
 	 "exec [--cwd DIR] [--env K=V]... [--timeout MS] [--user U] [--tty] [-i|--stdin] -- CMD...\n"
 	 "  one word after -- is a shell command line (sh -c); several are a program and its arguments.\n"
 	 "  exits with the process's exit code (128+N when a signal N ended it)"},
+	{"ls", false, false, ls_parse, ls_start, ls_message, "ls [PATH]   (agent-side path, default the workdir)"},
+	{"cat", false, true, cat_parse, cat_start, download_message, "cat PATH   (agent-side path)"},
+	{"rm", false, false, rm_parse, rm_start, quiet_message, "rm [-r] PATH"},
+	{"mkdir", false, false, mkdir_parse, mkdir_start, quiet_message, "mkdir [-p] PATH"},
+	{"mv", false, false, two_paths_parse, mv_start, quiet_message, "mv FROM TO   (agent-side paths)"},
+	{"cp", false, true, cp_parse, cp_start, cp_message,
+	 "cp SRC DST   (one of them :PATH on the agent, e.g. cp ./app.tar :/workspace/app.tar)"},
 	{NULL, false, false, NULL, NULL, NULL, NULL},
 };

@@ -127,7 +127,8 @@ int ra_fs_list(const char *dir, unsigned depth, const char *after, size_t limit,
 		free(v.v);
 		return rc;
 	}
-	qsort(v.v, v.n, sizeof(*v.v), by_path);
+	if (v.n) /* an empty directory has no array at all */
+		qsort(v.v, v.n, sizeof(*v.v), by_path);
 	size_t first = 0;
 	while (after && first < v.n && strcmp(v.v[first].path, after) <= 0)
 		first++;
@@ -135,7 +136,8 @@ int ra_fs_list(const char *dir, unsigned depth, const char *after, size_t limit,
 	for (size_t i = 0; i < v.n; i++) /* keep only the page */
 		if (i < first || i >= first + take)
 			entry_free(&v.v[i]);
-	memmove(v.v, v.v + first, take * sizeof(*v.v));
+	if (take)
+		memmove(v.v, v.v + first, take * sizeof(*v.v));
 	out->entries = v.v;
 	out->count = take;
 	out->more = first + take < v.n;

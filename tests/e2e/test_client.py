@@ -104,3 +104,30 @@ def test_exec_usage_errors():
     assert client("kill").returncode == 2
     r = client("exec", "--help")
     assert r.returncode == 0 and "usage: runra-agent exec" in r.stdout
+
+
+def test_file_commands(agent, tmp_path):
+    env = env_for(agent)
+    src = tmp_path / "src.bin"
+    data = os.urandom(3_000_000)
+    src.write_bytes(data)
+    r = client("cp", str(src), ":up/src.bin", env=env)
+    assert r.returncode == 1 and "NOT_FOUND" in r.stderr  # no such directory on the agent yet
+    assert client("mkdir", "-p", "up", env=env).returncode == 0
+    r = client("cp", str(src), ":up/src.bin", env=env)
+    assert r.returncode == 0 and "3000000 bytes" in r.stdout
+    r = client("ls", "up", env=env)
+    assert r.returncode == 0 and "src.bin" in r.stdout and "3000000" in r.stdout
+    back = tmp_path / "back.bin"
+    r = client("cp", ":up/src.bin", str(back), env=env)
+    assert r.returncode == 0 and back.read_bytes() == data
+    r = subprocess.run([AGENT_BIN, "cat", "up/src.bin"], capture_output=True, timeout=30,
+                       env={"PATH": "/usr/bin:/bin", **env})
+    assert r.returncode == 0 and r.stdout == data
+    assert client("mv", "up/src.bin", "up/moved.bin", env=env).returncode == 0
+    assert client("rm", "up", env=env).returncode == 1  # not empty
+    assert client("rm", "-r", "up", env=env).returncode == 0
+    r = client("ls", env=env)
+    assert r.returncode == 0 and r.stdout == ""
+    assert client("cp", "a", "b", env=env).returncode == 2  # neither side on the agent
+    assert client("cp", ":a", ":b", env=env).returncode == 2

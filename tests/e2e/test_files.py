@@ -454,3 +454,12 @@ def test_upload_bad_input(agent):
     up2 = ws.call("file.upload.open", path="c")["upload"]
     expect_error(other.request("file.upload.chunk", upload=up2, offset=0, data=b"x"), "NOT_FOUND")
     assert ws.call("ping")["pong"]
+
+
+def test_list_of_an_empty_directory(agent):
+    """This once crashed the agent (a NULL array sorted and moved: undefined behaviour caught by UBSan)."""
+    ws = agent.ws()
+    ws.call("file.mkdir", path="empty")
+    assert ws.call("file.list", path="empty") == {"path": os.path.join(agent.workdir, "empty"), "entries": [],
+                                                  "next": None}
+    assert ws.call("file.list", path="empty", after="zzz")["entries"] == []
