@@ -42,6 +42,19 @@ static void print_json_result(const msgpack_object *result)
 	printf("}\n");
 }
 
+/* The reply's result when it is to be shown to people; NULL when it was an error (reported) or --json
+ * printed it (and the command is finished). */
+static const msgpack_object *result_for_people(const msgpack_object_map *m)
+{
+	const msgpack_object *r = reply_result(m);
+	if (r && client_json()) {
+		print_json_result(r);
+		client_finish(0);
+		return NULL;
+	}
+	return r;
+}
+
 static void print_kv(const msgpack_object *map)
 {
 	for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
@@ -106,13 +119,10 @@ static void ping_message(const msgpack_object_map *m)
 
 static void info_message(const msgpack_object_map *m)
 {
-	const msgpack_object *r = reply_result(m);
+	const msgpack_object *r = result_for_people(m);
 	if (!r)
 		return;
-	if (client_json())
-		print_json_result(r);
-	else
-		print_kv(r);
+	print_kv(r);
 	client_finish(0);
 }
 
@@ -135,14 +145,9 @@ static void print_cell(const msgpack_object *status, const char *key, int width)
 
 static void ps_message(const msgpack_object_map *m)
 {
-	const msgpack_object *r = reply_result(m);
+	const msgpack_object *r = result_for_people(m);
 	if (!r)
 		return;
-	if (client_json()) {
-		print_json_result(r);
-		client_finish(0);
-		return;
-	}
 	const msgpack_object *list = ra_map_get(&r->via.map, "processes");
 	printf("%-16s %-8s %-8s %-5s %s\n", "PROC", "PID", "STATE", "EXIT", "COMMAND");
 	for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++) {
@@ -192,13 +197,10 @@ static void kill_start(void)
 
 static void kill_message(const msgpack_object_map *m)
 {
-	const msgpack_object *r = reply_result(m);
+	const msgpack_object *r = result_for_people(m);
 	if (!r)
 		return;
-	if (client_json())
-		print_json_result(r);
-	else
-		print_kv(r);
+	print_kv(r);
 	client_finish(0);
 }
 
@@ -538,14 +540,9 @@ static void quiet_message(const msgpack_object_map *m)
 
 static void ls_message(const msgpack_object_map *m)
 {
-	const msgpack_object *r = reply_result(m);
+	const msgpack_object *r = result_for_people(m);
 	if (!r)
 		return;
-	if (client_json()) {
-		print_json_result(r);
-		client_finish(0);
-		return;
-	}
 	const msgpack_object *list = ra_map_get(&r->via.map, "entries");
 	for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++) {
 		const msgpack_object_map *e = &list->via.array.ptr[i].via.map;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../fsops/fsops.h"
 #include "../proto/proto.h"
 #include "agent.h"
 #include "client.h"
@@ -45,29 +46,6 @@ static void loop_syserr(const char *msg)
 {
 	ra_log(RA_LOG_ERROR, "loop.syserr", "%s: %s", msg, strerror(errno));
 	nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-}
-
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	struct stat st;
-	if (stat(buf, &st))
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
 static void on_transport_closed(void) { ev_break(agent.loop, EVBREAK_ALL); }
@@ -125,7 +103,7 @@ static int serve(int argc, char **argv)
 	ra_log_set_level(config.log_level);
 	record_start_times();
 	ra_pid1_prepare(); /* before the workdir: as PID 1 it may have to mount /tmp first */
-	int rc = mkdir_p(config.workdir);
+	int rc = ra_fs_mkdir(config.workdir, 0755, true);
 	if (rc) {
 		fprintf(stderr, "runra-agent: invalid configuration: workdir '%s': %s\n", config.workdir, strerror(-rc));
 		return 2;

@@ -1,4 +1,5 @@
 #include "fsops.h"
+#include "internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -83,7 +84,7 @@ static ra_fs_type type_of(mode_t m)
 	return S_ISREG(m) ? RA_FS_FILE : S_ISDIR(m) ? RA_FS_DIR : S_ISLNK(m) ? RA_FS_SYMLINK : RA_FS_OTHER;
 }
 
-static void fill_stat(ra_fs_stat *st, const struct stat *s)
+void fsops_fill_stat(ra_fs_stat *st, const struct stat *s)
 {
 	st->type = type_of(s->st_mode);
 	st->size = (uint64_t)s->st_size;
@@ -94,7 +95,7 @@ static void fill_stat(ra_fs_stat *st, const struct stat *s)
 	st->target[0] = '\0';
 }
 
-static void read_target(int dirfd, const char *name, ra_fs_stat *st)
+void fsops_read_target(int dirfd, const char *name, ra_fs_stat *st)
 {
 	ssize_t n = readlinkat(dirfd, name, st->target, sizeof(st->target) - 1);
 	st->target[n > 0 ? n : 0] = '\0';
@@ -105,9 +106,9 @@ int ra_fs_stat_path(const char *path, bool follow, ra_fs_stat *st)
 	struct stat s;
 	if ((follow ? stat(path, &s) : lstat(path, &s)) != 0)
 		return -errno;
-	fill_stat(st, &s);
+	fsops_fill_stat(st, &s);
 	if (st->type == RA_FS_SYMLINK)
-		read_target(AT_FDCWD, path, st);
+		fsops_read_target(AT_FDCWD, path, st);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fsops.h"
+#include "internal.h"
 
 typedef struct {
 	ra_fs_entry *v;
@@ -61,16 +62,9 @@ static int add_entry(entry_vec *v, int dfd, const char *prefix, const char *name
 		entry_free(&e);
 		return -ENOMEM;
 	}
-	e.st.type = S_ISREG(s.st_mode) ? RA_FS_FILE : S_ISDIR(s.st_mode) ? RA_FS_DIR : S_ISLNK(s.st_mode) ? RA_FS_SYMLINK : RA_FS_OTHER;
-	e.st.size = (uint64_t)s.st_size;
-	e.st.mode = (uint32_t)(s.st_mode & 07777);
-	e.st.mtime_ms = (int64_t)s.st_mtim.tv_sec * 1000 + s.st_mtim.tv_nsec / 1000000;
-	e.st.uid = s.st_uid;
-	e.st.gid = s.st_gid;
-	if (e.st.type == RA_FS_SYMLINK) {
-		ssize_t n = readlinkat(dfd, name, e.st.target, sizeof(e.st.target) - 1);
-		e.st.target[n > 0 ? n : 0] = '\0';
-	}
+	fsops_fill_stat(&e.st, &s);
+	if (e.st.type == RA_FS_SYMLINK)
+		fsops_read_target(dfd, name, &e.st);
 	*is_dir = e.st.type == RA_FS_DIR;
 	int rc = vec_push(v, &e);
 	if (rc)

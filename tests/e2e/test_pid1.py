@@ -135,8 +135,11 @@ def test_stray_signals_do_not_kill_pid1(ns_agent):
 
 
 def test_sigterm_from_inside_the_namespace(ns_agent):
-    subprocess.run(["nsenter", "--target", str(ns_agent.pid), "--pid", "--mount", "kill", "-TERM", "1"],
-                   check=True, timeout=5)
+    # kill may itself be SIGKILLed by the kernel when the namespace's init exits under it: a race it can
+    # lose, not a failure
+    r = subprocess.run(["nsenter", "--target", str(ns_agent.pid), "--pid", "--mount", "kill", "-TERM", "1"],
+                       timeout=5)
+    assert r.returncode in (0, -9), r.returncode
     assert ns_agent.unshare.wait(timeout=5) == 0
 
 
