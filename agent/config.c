@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,6 +35,8 @@ void ra_config_usage(FILE *out)
 		"  --max-processes N     processes alive at once [RUNRA_AGENT_MAX_PROCESSES], default %u\n"
 		"  --output-buffer-bytes N  output kept per process and stream for reattach\n"
 		"                        [RUNRA_AGENT_OUTPUT_BUFFER_BYTES], default %u\n"
+		"  --default-user USER   run processes as USER unless a request names one, and give USER the\n"
+		"                        files and directories the agent creates [RUNRA_AGENT_DEFAULT_USER]\n"
 		"  -h, --help            this text\n"
 		"\n"
 		"RUNRA_SANDBOX_* variables (e.g. RUNRA_SANDBOX_ID) are reported to clients as sandbox metadata.\n"
@@ -195,6 +198,20 @@ static void set_defaults(ra_config *c)
 	c->output_buffer_bytes = RA_OUTPUT_BUFFER_BYTES_DEFAULT;
 }
 
+/* Resolved now, from the image's /etc/passwd: an unknown user is bad configuration, not a later surprise. */
+static int set_default_user(ra_config *c, const char *v, FILE *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long uid = strtoul(v, &end, 10);
+	struct passwd *pw = isdigit((unsigned char)v[0]) && !*end && !errno ? getpwuid((uid_t)uid) : getpwnam(v);
+	if (!pw || copy_str(c->default_user, sizeof(c->default_user), pw->pw_name))
+		return bad(err, "--default-user names no user of this image:", v);
+	c->default_uid = pw->pw_uid;
+	c->default_gid = pw->pw_gid;
+	return 0;
+}
+
 /* One setting, from a flag or its environment variable. */
 static int apply(ra_config *c, int opt, const char *v, FILE *err)
 {
@@ -232,6 +249,8 @@ static int apply(ra_config *c, int opt, const char *v, FILE *err)
 			return bad(err, "--max-processes must be between 1 and 65536, got", v);
 		c->max_processes = (uint32_t)n;
 		return 0;
+	case 'U':
+		return set_default_user(c, v, err);
 	case 'O':
 		if (ra_parse_uint(v, RA_OUTPUT_BUFFER_BYTES_MIN, RA_OUTPUT_BUFFER_BYTES_MAX, &n))
 			return bad(err, "--output-buffer-bytes must be between 4096 and 67108864, got", v);
@@ -249,7 +268,8 @@ static int apply_env(ra_config *c, FILE *err)
 	} vars[] = {{"RUNRA_AGENT_LISTEN", 'l'},         {"RUNRA_AGENT_WORKDIR", 'w'},
 		    {"RUNRA_AGENT_LOG_LEVEL", 'L'},      {"RUNRA_AGENT_MAX_MESSAGE_BYTES", 'm'},
 		    {"RUNRA_AGENT_MAX_CONNECTIONS", 'c'},  {"RUNRA_AGENT_KEEPALIVE_SECONDS", 'k'},
-		    {"RUNRA_AGENT_MAX_PROCESSES", 'P'},    {"RUNRA_AGENT_OUTPUT_BUFFER_BYTES", 'O'}};
+		    {"RUNRA_AGENT_MAX_PROCESSES", 'P'},    {"RUNRA_AGENT_OUTPUT_BUFFER_BYTES", 'O'},
+		    {"RUNRA_AGENT_DEFAULT_USER", 'U'}};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *v = getenv(vars[i].name);
 		if (v && *v && apply(c, vars[i].opt, v, err))
@@ -293,6 +313,7 @@ ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
 		{"log-level", required_argument, NULL, 'L'},   {"max-message-bytes", required_argument, NULL, 'm'},
 		{"max-connections", required_argument, NULL, 'c'}, {"keepalive-seconds", required_argument, NULL, 'k'},
 		{"max-processes", required_argument, NULL, 'P'}, {"output-buffer-bytes", required_argument, NULL, 'O'},
+		{"default-user", required_argument, NULL, 'U'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	set_defaults(c);

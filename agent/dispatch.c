@@ -109,7 +109,12 @@ static void enc_sandbox(ra_enc *e)
 
 static void enc_limits(ra_enc *e)
 {
-	ra_enc_map(e, 5);
+	ra_enc_map(e, 6);
+	ra_enc_str(e, "defaultUser");
+	if (agent->config->default_user[0])
+		ra_enc_str(e, agent->config->default_user);
+	else
+		ra_enc_nil(e);
 	ra_enc_str(e, "maxProcesses");
 	ra_enc_u64(e, agent->config->max_processes);
 	ra_enc_str(e, "outputBufferBytes");

@@ -589,7 +589,7 @@ static ra_err parse_exec(const ra_request *req, exec_args *x, ra_why *why)
 	x->o.stdin_len = stdin_len;
 	x->o.id = x->id;
 	x->o.cwd = x->cwd;
-	x->o.user = x->user;
+	x->o.user = x->user ? x->user : (agent->config->default_user[0] ? agent->config->default_user : NULL);
 	x->o.env_set = x->env;
 	x->o.timeout_ms = timeout;
 	return RA_OK;

@@ -17,6 +17,14 @@ static ra_agent *agent;
 
 void ra_files_init(ra_agent *a) { agent = a; }
 
+/* What the agent creates belongs to the default user, when one is configured (best effort: an agent that is
+ * not root cannot give files away, and then they stay its own). */
+static void give_to_default_user(const char *path)
+{
+	if (agent->config->default_user[0])
+		ra_fs_chown(path, agent->config->default_uid, agent->config->default_gid);
+}
+
 static ra_err fs_error(ra_why *why, int rc, const char *op, const char *path)
 {
 	return ra_fail(why, ra_err_from_errno(-rc), "%s '%s': %s", op, path, strerror(-rc));
@@ -140,6 +148,8 @@ ra_err ra_op_file_mkdir(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	int r = ra_fs_mkdir(path, mode, recursive);
 	if (r)
 		return fs_error(why, r, "mkdir", path);
+	if (!existed)
+		give_to_default_user(path);
 	ra_enc_reply_begin(reply, req->id, 2);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, path);
@@ -325,6 +335,8 @@ ra_err ra_op_file_write(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	int r = ra_fs_write(path, data, len, mode, has_mode, append, mkdirs, &created);
 	if (r)
 		return fs_error(why, r, "write", path);
+	if (created)
+		give_to_default_user(path);
 	ra_enc_reply_begin(reply, req->id, 3);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, path);
@@ -635,6 +647,8 @@ ra_err ra_op_file_upload_commit(ra_session *s, const ra_request *req, ra_enc *re
 		upload_free(u, false);
 		return rc;
 	}
+	if (!u->existed)
+		give_to_default_user(u->path);
 	ra_enc_reply_begin(reply, req->id, 4);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, u->path);

@@ -51,6 +51,8 @@ int ra_fs_delete(const char *path, bool recursive);
  * overwrite an existing target is -EEXIST. */
 int ra_fs_move(const char *from, const char *to, bool overwrite);
 int ra_fs_chmod(const char *path, mode_t mode);
+/* The path itself (a symlink is not followed). */
+int ra_fs_chown(const char *path, uid_t uid, gid_t gid);
 
 /* Entries under dir down to `depth` levels (1: the directory itself), sorted by path, those after `after`
  * (NULL: from the start), at most `limit`. Free with ra_fs_listing_free. -E2BIG past max_scan entries. */

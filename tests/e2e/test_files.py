@@ -469,3 +469,31 @@ def test_list_of_an_empty_directory(agent):
     assert ws.call("file.list", path="empty") == {"path": os.path.join(agent.workdir, "empty"), "entries": [],
                                                   "next": None}
     assert ws.call("file.list", path="empty", after="zzz")["entries"] == []
+
+
+def test_default_user_runs_processes_and_owns_new_files(make_agent):
+    import pathlib
+    import tempfile
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="runra-default-user-"))  # nobody must reach it
+    os.chown(workdir, 65534, 65534)
+    a = make_agent(args=["--default-user", "nobody"], workdir=str(workdir))
+    ws = a.ws()
+    assert ws.ready["limits"]["defaultUser"] == "nobody"
+    out, _, _, _ = ws.run(cmd="id -u")
+    assert out.strip() == b"65534"
+    out, _, _, _ = ws.run(cmd="id -u", user="root")
+    assert out.strip() == b"0"
+    ws.call("file.write", path="made", data=b"x")
+    ws.call("file.mkdir", path="dir")
+    up = ws.call("file.upload.open", path="up")["upload"]
+    ws.call("file.upload.commit", upload=up)
+    for name in ("made", "dir", "up"):
+        st = os.stat(workdir / name)
+        assert (st.st_uid, st.st_gid) == (65534, 65534), name
+
+
+def test_unknown_default_user_is_bad_configuration(tmp_path):
+    r = subprocess.run([AGENT_BIN, "--default-user", "no-such-user-xyz", "--workdir", str(tmp_path)],
+                       env={"PATH": "/usr/bin:/bin", "RUNRA_AGENT_TOKEN": "t"}, capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 2 and "--default-user" in r.stderr
