@@ -77,7 +77,7 @@ static void enc_stat(ra_enc *e, const char *path, const char *name, const ra_fs_
 	ra_enc_u64(e, st->gid);
 	if (link) {
 		ra_enc_str(e, "target");
-		ra_enc_str(e, st->target);
+		ra_enc_str(e, st->target ? st->target : "");
 	}
 }
 
@@ -107,6 +107,7 @@ ra_err ra_op_file_stat(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	ra_enc_u64(reply, req->id);
 	ra_enc_str(reply, "result");
 	enc_stat(reply, path, base_name(path), &st, 0);
+	ra_fs_stat_free(&st);
 	return RA_OK;
 }
 
@@ -119,6 +120,7 @@ ra_err ra_op_file_exists(ra_session *s, const ra_request *req, ra_enc *reply, ra
 		return rc;
 	ra_fs_stat st;
 	int r = ra_fs_stat_path(path, false, &st);
+	ra_fs_stat_free(&st);
 	if (r && r != -ENOENT && r != -ENOTDIR)
 		return fs_error(why, r, "exists", path);
 	ra_enc_reply_begin(reply, req->id, r ? 2 : 3);
@@ -145,6 +147,7 @@ ra_err ra_op_file_mkdir(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 		return rc;
 	ra_fs_stat st;
 	bool existed = ra_fs_stat_path(path, true, &st) == 0 && st.type == RA_FS_DIR;
+	ra_fs_stat_free(&st);
 	int r = ra_fs_mkdir(path, mode, recursive);
 	if (r)
 		return fs_error(why, r, "mkdir", path);
@@ -171,6 +174,11 @@ ra_err ra_op_file_delete(ra_session *s, const ra_request *req, ra_enc *reply, ra
 	int r = ra_fs_delete(path, recursive);
 	if (r == -ENOTEMPTY || r == -EEXIST)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "delete '%s': directory not empty (use recursive: true)", path);
+	if (r == -EXDEV)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "delete '%s': another filesystem is mounted inside; not entered",
+			       path);
+	if (r == -ELOOP)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "delete '%s': nested deeper than 512 directories", path);
 	if (r)
 		return fs_error(why, r, "delete", path);
 	ra_enc_reply_begin(reply, req->id, 2);
@@ -194,7 +202,7 @@ ra_err ra_op_file_move(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	if (r == -EEXIST)
 		return ra_fail(why, RA_ERR_ALREADY_EXISTS, "move to '%s': it exists (use overwrite: true)", to);
 	if (r == -EXDEV)
-		return ra_fail(why, RA_ERR_UNSUPPORTED, "move '%s' to '%s': a directory cannot move across filesystems",
+		return ra_fail(why, RA_ERR_UNSUPPORTED, "move '%s' to '%s': only regular files move across filesystems",
 			       from, to);
 	if (r)
 		return fs_error(why, r, "move", from);
@@ -247,7 +255,7 @@ ra_err ra_op_file_list(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	int r = ra_fs_list(path, (unsigned)depth, after, (size_t)limit, RA_FILE_LIST_MAX_SCAN, &l);
 	free(after);
 	if (r == -E2BIG)
-		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "list '%s': more than %u entries (list with a smaller depth)",
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "list '%s': more than %u entries (list with a smaller depth)",
 			       path, RA_FILE_LIST_MAX_SCAN);
 	if (r)
 		return fs_error(why, r, "list", path);
@@ -283,15 +291,18 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	bool has_length = length != UINT64_MAX;
 	ra_fs_stat st;
 	int r = ra_fs_stat_path(path, true, &st);
+	ra_fs_stat_free(&st);
 	uint64_t wanted = r == 0 && st.size > offset ? st.size - offset : 0;
 	if (has_length && length < wanted)
 		wanted = length;
 	if (stream || (r == 0 && st.type == RA_FS_FILE && wanted > RA_FILE_INLINE_MAX))
 		return start_download(s, req, path, offset, length, has_length, why); /* large: in chunks */
-	if (has_length && length > RA_FILE_INLINE_MAX)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "length over %u bytes needs stream: true", RA_FILE_INLINE_MAX);
-	if (!has_length)
+	/* inline: at most the cap, and no bigger a buffer than the file can fill (unknown sizes, e.g. /proc,
+	 * read up to the cap) */
+	if (length > RA_FILE_INLINE_MAX)
 		length = RA_FILE_INLINE_MAX;
+	if (r == 0 && st.type == RA_FS_FILE && wanted > 0 && wanted < length)
+		length = wanted;
 	uint8_t *buf = malloc(length ? (size_t)length : 1);
 	if (!buf)
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
@@ -300,6 +311,8 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	r = ra_fs_read(path, offset, (size_t)length, buf, &got, &size);
 	if (r) {
 		free(buf);
+		if (r == -EINVAL)
+			return ra_fail(why, RA_ERR_INVALID_CONFIG, "read '%s': not a regular file", path);
 		return fs_error(why, r, "read", path);
 	}
 	ra_enc_reply_begin(reply, req->id, 5);
@@ -311,8 +324,8 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	ra_enc_u64(reply, offset);
 	ra_enc_str(reply, "data");
 	ra_enc_bin(reply, buf, got);
-	ra_enc_str(reply, "eof");
-	ra_enc_bool(reply, offset + got >= size);
+	ra_enc_str(reply, "eof"); /* a short read is the end too (files whose size lies, as in /proc) */
+	ra_enc_bool(reply, offset + got >= size || got < length);
 	free(buf);
 	return RA_OK;
 }
@@ -333,6 +346,8 @@ ra_err ra_op_file_write(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "data is required (bin or string; empty for an empty file)");
 	bool created;
 	int r = ra_fs_write(path, data, len, mode, has_mode, append, mkdirs, &created);
+	if (r == -EINVAL)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "write '%s': not a regular file", path);
 	if (r)
 		return fs_error(why, r, "write", path);
 	if (created)
@@ -463,12 +478,14 @@ static void download_pump(download *d)
 static ra_err start_download(ra_session *s, const ra_request *req, const char *path, uint64_t offset,
 			     uint64_t length, bool has_length, ra_why *why)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = ra_fs_open_regular(path);
+	if (fd == -EINVAL)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "read '%s': not a regular file", path);
 	if (fd < 0)
-		return fs_error(why, -errno, "read", path);
+		return fs_error(why, fd, "read", path);
 	struct stat st;
-	if (fstat(fd, &st) || S_ISDIR(st.st_mode)) {
-		int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+	if (fstat(fd, &st)) {
+		int err = errno;
 		close(fd);
 		return fs_error(why, -err, "read", path);
 	}
@@ -558,6 +575,12 @@ ra_err ra_op_file_upload_open(ra_session *s, const ra_request *req, ra_enc *repl
 		return fs_error(why, r, "upload", path);
 	if (exists && !overwrite)
 		return ra_fail(why, RA_ERR_ALREADY_EXISTS, "upload '%s': it exists (use overwrite: true)", path);
+	unsigned open_here = 0;
+	for (upload *u = uploads; u; u = u->next)
+		open_here += u->s == s;
+	if (open_here >= RA_UPLOADS_PER_CONNECTION)
+		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "at most %u uploads open per connection",
+			       RA_UPLOADS_PER_CONNECTION);
 	upload *u = calloc(1, sizeof(*u));
 	if (!u || !(u->path = strdup(path))) {
 		free(u);

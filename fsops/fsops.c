@@ -92,17 +92,26 @@ void fsops_fill_stat(ra_fs_stat *st, const struct stat *s)
 	st->mtime_ms = (int64_t)s->st_mtim.tv_sec * 1000 + s->st_mtim.tv_nsec / 1000000;
 	st->uid = s->st_uid;
 	st->gid = s->st_gid;
-	st->target[0] = '\0';
+	st->target = NULL;
+}
+
+void ra_fs_stat_free(ra_fs_stat *st)
+{
+	free(st->target);
+	st->target = NULL;
 }
 
 void fsops_read_target(int dirfd, const char *name, ra_fs_stat *st)
 {
-	ssize_t n = readlinkat(dirfd, name, st->target, sizeof(st->target) - 1);
-	st->target[n > 0 ? n : 0] = '\0';
+	char buf[RA_FS_PATH_MAX];
+	ssize_t n = readlinkat(dirfd, name, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	st->target = strdup(buf); /* NULL on no memory: reported as an empty target */
 }
 
 int ra_fs_stat_path(const char *path, bool follow, ra_fs_stat *st)
 {
+	st->target = NULL; /* freeable whatever happens */
 	struct stat s;
 	if ((follow ? stat(path, &s) : lstat(path, &s)) != 0)
 		return -errno;
@@ -128,8 +137,12 @@ static int mkdir_one(const char *path, mode_t mode, bool exist_ok)
 
 int ra_fs_mkdir(const char *path, mode_t mode, bool parents)
 {
-	if (!parents)
-		return mkdir_one(path, mode, false);
+	if (!parents) {
+		int rc = mkdir_one(path, mode, false);
+		if (!rc)
+			chmod(path, mode & 07777);
+		return rc;
+	}
 	char buf[RA_FS_PATH_MAX];
 	size_t n = strlen(path);
 	if (n >= sizeof(buf))
@@ -144,7 +157,11 @@ int ra_fs_mkdir(const char *path, mode_t mode, bool parents)
 		if (rc)
 			return rc;
 	}
-	return mkdir_one(buf, mode, true);
+	bool existed = access(buf, F_OK) == 0;
+	int rc = mkdir_one(buf, mode, true);
+	if (!rc && !existed)
+		chmod(buf, mode & 07777); /* the umask must not narrow what was asked for */
+	return rc;
 }
 
 int ra_fs_chmod(const char *path, mode_t mode) { return chmod(path, mode & 07777) ? -errno : 0; }
@@ -153,8 +170,9 @@ int ra_fs_chown(const char *path, uid_t uid, gid_t gid) { return lchown(path, ui
 
 /* ---- delete ---- */
 
-/* Empties the directory open at dfd: never follows a symlink (it is unlinked, not entered). Takes dfd. */
-static int empty_dir(int dfd, unsigned depth)
+/* Empties the directory open at dfd: never follows a symlink (it is unlinked, not entered) and never enters
+ * another filesystem mounted inside (-EXDEV). Takes dfd. */
+static int empty_dir(int dfd, unsigned depth, dev_t dev)
 {
 	if (depth > DELETE_MAX_DEPTH) {
 		close(dfd);
@@ -174,9 +192,11 @@ static int empty_dir(int dfd, unsigned depth)
 		struct stat s;
 		if (fstatat(dirfd(d), e->d_name, &s, AT_SYMLINK_NOFOLLOW))
 			rc = errno == ENOENT ? 0 : -errno;
+		else if (S_ISDIR(s.st_mode) && s.st_dev != dev)
+			rc = -EXDEV;
 		else if (S_ISDIR(s.st_mode)) {
 			int child = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			rc = child < 0 ? -errno : empty_dir(child, depth + 1);
+			rc = child < 0 ? -errno : empty_dir(child, depth + 1, dev);
 			if (rc == 0 && unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR))
 				rc = -errno;
 		} else if (unlinkat(dirfd(d), e->d_name, 0) && errno != ENOENT) {
@@ -200,7 +220,7 @@ int ra_fs_delete(const char *path, bool recursive)
 		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (dfd < 0)
 			return -errno;
-		int rc = empty_dir(dfd, 0);
+		int rc = empty_dir(dfd, 0, s.st_dev);
 		if (rc)
 			return rc;
 	}
@@ -245,6 +265,19 @@ static int parent_dir(const char *path, char *out, size_t cap)
 	return 0;
 }
 
+/* The rename itself is durable only once the directory is synced. */
+static void sync_parent(const char *path)
+{
+	char dir[RA_FS_PATH_MAX];
+	if (parent_dir(path, dir, sizeof(dir)))
+		return;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
 /* Writes to a fresh temporary file, syncs it, renames it over path; removes it on any failure. */
 static int write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
@@ -266,6 +299,8 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 		rc = -errno;
 	if (rc)
 		unlink(tmp);
+	else
+		sync_parent(path);
 	return rc;
 }
 
@@ -282,14 +317,24 @@ int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, boo
 	bool exists = stat(path, &s) == 0;
 	if (exists && S_ISDIR(s.st_mode))
 		return -EISDIR;
+	if (exists && append && !S_ISREG(s.st_mode))
+		return -EINVAL; /* a FIFO or a device: not something to append a file's bytes to */
 	*created = !exists;
 	mode_t m = set_mode || !exists ? (mode & 07777) : (s.st_mode & 07777);
 	if (!append)
 		return write_atomic(path, data, len, m);
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, m);
+	/* O_NONBLOCK: a FIFO must not hold the agent; only a regular file is appended to */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, m);
 	if (fd < 0)
 		return -errno;
-	rc = write_all(fd, data, len);
+	struct stat now;
+	rc = fstat(fd, &now) ? -errno : !S_ISREG(now.st_mode) ? -EINVAL : 0;
+	if (!rc && !exists && fchmod(fd, m))
+		rc = -errno;
+	if (!rc)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if (!rc)
+		rc = write_all(fd, data, len);
 	if (close(fd) && !rc)
 		rc = -errno;
 	return rc;
@@ -331,6 +376,8 @@ int ra_fs_temp_commit(int fd, const char *tmp, const char *path, mode_t mode, bo
 		rc = -errno;
 	if (rc)
 		unlink(tmp);
+	else
+		sync_parent(path);
 	return rc;
 }
 
@@ -372,6 +419,8 @@ static int copy_file(const char *from, const char *to)
 	int out = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, s.st_mode & 07777);
 	if (!rc && out < 0)
 		rc = -errno;
+	if (!rc && fchmod(out, s.st_mode & 07777))
+		rc = -errno;
 	uint8_t *buf = rc ? NULL : malloc(COPY_CHUNK);
 	if (!rc && !buf)
 		rc = -ENOMEM;
@@ -395,12 +444,16 @@ int ra_fs_move(const char *from, const char *to, bool overwrite)
 {
 	if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, overwrite ? 0 : RENAME_NOREPLACE) == 0)
 		return 0;
-	if (errno == EINVAL && !overwrite && access(to, F_OK) == 0) /* no RENAME_NOREPLACE on this filesystem */
-		return -EEXIST;
-	if (errno == EINVAL && !overwrite && rename(from, to) == 0)
-		return 0;
-	if (errno != EXDEV)
-		return -errno;
+	int err = errno;
+	if (err == EINVAL && !overwrite && access(from, F_OK) == 0) { /* maybe no RENAME_NOREPLACE here */
+		if (access(to, F_OK) == 0)
+			return -EEXIST;
+		if (rename(from, to) == 0)
+			return 0;
+		err = errno;
+	}
+	if (err != EXDEV)
+		return -err;
 	struct stat s;
 	if (lstat(from, &s))
 		return -errno;
@@ -414,13 +467,28 @@ int ra_fs_move(const char *from, const char *to, bool overwrite)
 
 /* ---- read ---- */
 
-int ra_fs_read(const char *path, uint64_t offset, size_t len, uint8_t *dst, size_t *got, uint64_t *size)
+int ra_fs_open_regular(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	struct stat s;
-	int rc = fstat(fd, &s) ? -errno : S_ISDIR(s.st_mode) ? -EISDIR : 0;
+	int rc = fstat(fd, &s) ? -errno : S_ISDIR(s.st_mode) ? -EISDIR : !S_ISREG(s.st_mode) ? -EINVAL : 0;
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int ra_fs_read(const char *path, uint64_t offset, size_t len, uint8_t *dst, size_t *got, uint64_t *size)
+{
+	int fd = ra_fs_open_regular(path);
+	if (fd < 0)
+		return fd;
+	struct stat s;
+	int rc = fstat(fd, &s) ? -errno : 0;
 	*got = 0;
 	*size = (uint64_t)s.st_size;
 	while (!rc && *got < len) {

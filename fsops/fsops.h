@@ -22,8 +22,10 @@ typedef struct {
 	uint32_t mode;      /* permission bits (07777) */
 	int64_t mtime_ms;
 	uint32_t uid, gid;
-	char target[RA_FS_PATH_MAX]; /* symlink target ("" otherwise) */
+	char *target; /* a symlink's target (malloc'd), NULL otherwise: release with ra_fs_stat_free */
 } ra_fs_stat;
+
+void ra_fs_stat_free(ra_fs_stat *st);
 
 typedef struct {
 	char *path;  /* relative to the listed directory */
@@ -74,6 +76,8 @@ void ra_fs_temp_discard(int fd, const char *tmp);
 /* The parent directory of path must exist (or is created with mkdirs) and path must not be a directory. */
 int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *existing_mode);
 
+/* Opens a regular file for reading (never blocks on a FIFO): fd, -EISDIR, -EINVAL (not a regular file). */
+int ra_fs_open_regular(const char *path);
 /* Up to len bytes from offset into dst; *got is what was read, *size the file's size. */
 int ra_fs_read(const char *path, uint64_t offset, size_t len, uint8_t *dst, size_t *got, uint64_t *size);
 /* Writes data as the whole content (atomic: old content or new, never half), or appended. mode applies to

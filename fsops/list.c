@@ -48,13 +48,14 @@ static void entry_free(ra_fs_entry *e)
 {
 	free(e->path);
 	free(e->name);
+	ra_fs_stat_free(&e->st);
 }
 
 static int add_entry(entry_vec *v, int dfd, const char *prefix, const char *name, bool *is_dir)
 {
 	struct stat s;
-	if (fstatat(dfd, name, &s, AT_SYMLINK_NOFOLLOW))
-		return errno == ENOENT ? 0 : -errno; /* gone while we looked: not an error */
+	if (fstatat(dfd, name, &s, AT_SYMLINK_NOFOLLOW)) /* gone while we looked, or not searchable: skipped */
+		return errno == ENOENT || errno == EACCES ? 0 : -errno;
 	ra_fs_entry e = {0};
 	e.path = join(prefix, name);
 	e.name = strdup(name);

@@ -65,6 +65,7 @@
 #define RA_FILE_LIST_MAX_DEPTH 64u
 #define RA_FILE_LIST_MAX_SCAN 1000000u  /* entries one listing may walk */
 #define RA_UPLOAD_WRITEBACK_BYTES (8u << 20) /* start writing an upload back to disk every this much */
+#define RA_UPLOADS_PER_CONNECTION 64u
 
 /* The debug client gives up after this. */
 #define RA_CLIENT_TIMEOUT_MS 10000

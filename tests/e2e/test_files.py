@@ -497,3 +497,64 @@ def test_unknown_default_user_is_bad_configuration(tmp_path):
                        env={"PATH": "/usr/bin:/bin", "RUNRA_AGENT_TOKEN": "t"}, capture_output=True, text=True,
                        timeout=10)
     assert r.returncode == 2 and "--default-user" in r.stderr
+
+
+# ---- review fixes: each of these misbehaved before ----
+
+def test_fifo_is_refused_without_blocking_the_agent(agent):
+    fifo = os.path.join(agent.workdir, "fifo")
+    os.mkfifo(fifo)
+    ws = agent.ws()
+    start = time.monotonic()
+    expect_error(ws.request("file.read", path="fifo"), "INVALID_CONFIG")
+    expect_error(ws.request("file.read", path="fifo", stream=True), "INVALID_CONFIG")
+    expect_error(ws.request("file.write", path="fifo", data=b"x", append=True), "INVALID_CONFIG")
+    assert time.monotonic() - start < 2
+
+
+def test_short_read_files_report_eof(agent):
+    r = agent.ws().call("file.read", path="/proc/self/status")
+    assert r["eof"] is True and b"Name:" in r["data"]
+
+
+def test_modes_are_exact_whatever_the_umask(agent):
+    ws = agent.ws()
+    ws.call("file.mkdir", path="open-dir", mode=0o777)
+    assert ws.call("file.stat", path="open-dir")["mode"] == 0o777
+    ws.call("file.write", path="appended", data=b"x", append=True, mode=0o666)
+    assert ws.call("file.stat", path="appended")["mode"] == 0o666
+
+
+def test_move_a_directory_into_itself(agent):
+    ws = agent.ws()
+    ws.call("file.mkdir", path="loop")
+    expect_error(ws.request("file.move", **{"from": "loop", "to": "loop/inside"}), "INVALID_CONFIG")
+    assert ws.call("file.stat", path="loop")["type"] == "dir"
+
+
+def test_recursive_delete_does_not_enter_a_mount(tmp_path):
+    script = f"""
+set -e
+mkdir -p {tmp_path}/w/tree/mnt
+mount -t tmpfs tmpfs {tmp_path}/w/tree/mnt
+echo keep > {tmp_path}/w/tree/mnt/keep
+RUNRA_AGENT_TOKEN={TOKEN} {AGENT_BIN} --listen 127.0.0.1:$PORT --workdir {tmp_path}/w &
+echo $! > {tmp_path}/pid
+wait
+"""
+    port = free_port()
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            env={"PATH": "/usr/bin:/bin", "PORT": str(port)}, stderr=subprocess.DEVNULL)
+    try:
+        from conftest import wait_healthy
+        from wsclient import WS
+        wait_healthy(port, proc)
+        ws = WS.connect(port, token=TOKEN)
+        reply = ws.request("file.delete", path="tree", recursive=True)
+        expect_error(reply, "INVALID_CONFIG")
+        assert "mounted" in reply["error"]["message"]
+        assert ws.call("file.read", path="tree/mnt/keep")["data"] == b"keep\n"
+    finally:
+        with open(tmp_path / "pid") as f:
+            os.kill(int(f.read()), 15)
+        proc.wait(timeout=10)
