@@ -209,6 +209,8 @@ static int set_default_user(ra_config *c, const char *v, FILE *err)
 		return bad(err, "--default-user names no user of this image:", v);
 	c->default_uid = pw->pw_uid;
 	c->default_gid = pw->pw_gid;
+	if (geteuid() != 0 && pw->pw_uid != geteuid())
+		return bad(err, "--default-user needs the agent to run as root (or to be that user):", v);
 	return 0;
 }
 

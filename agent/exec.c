@@ -610,10 +610,10 @@ static ra_err spawn_step_error(const ra_spawn_failure *f, const exec_args *x, co
 		return ra_fail(why, ra_err_from_errno(f->err), "could not set up the process's pipes or terminal: %s",
 			       strerror(f->err));
 	case SPAWN_STEP_USER:
-		return ra_fail(why, code, "could not switch to user '%s': %s", x->user, strerror(f->err));
+		return ra_fail(why, code, "could not switch to user '%s': %s", x->o.user, strerror(f->err));
 	case SPAWN_STEP_CHDIR:
-		return ra_fail(why, code, "could not chdir to '%s'%s%s: %s", cwd, x->user ? " as " : "",
-			       x->user ? x->user : "", strerror(f->err));
+		return ra_fail(why, code, "could not chdir to '%s'%s%s: %s", cwd, x->o.user ? " as " : "",
+			       x->o.user ? x->o.user : "", strerror(f->err));
 	case SPAWN_STEP_EXEC:
 		return ra_fail(why, code, "could not execute '%s': %s", what, strerror(f->err));
 	default:
@@ -632,7 +632,7 @@ static ra_err spawn_error(int rc, const ra_spawn_failure *f, const exec_args *x,
 	case -EINVAL:
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "procId must be 1 to %d of [A-Za-z0-9._:-]", RA_PROC_ID_MAX);
 	case RA_SPAWN_ERR_USER:
-		return ra_fail(why, RA_ERR_NOT_FOUND, "unknown user '%s'", x->user);
+		return ra_fail(why, RA_ERR_NOT_FOUND, "unknown user '%s'", x->o.user);
 	case RA_SPAWN_ERR_STEP:
 		return spawn_step_error(f, x, what, why);
 	default:

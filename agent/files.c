@@ -19,10 +19,13 @@ void ra_files_init(ra_agent *a) { agent = a; }
 
 /* What the agent creates belongs to the default user, when one is configured (best effort: an agent that is
  * not root cannot give files away, and then they stay its own). */
-static void give_to_default_user(const char *path)
+static void give_to_default_user(const char *path, uint32_t mode)
 {
-	if (agent->config->default_user[0])
-		ra_fs_chown(path, agent->config->default_uid, agent->config->default_gid);
+	if (!agent->config->default_user[0])
+		return;
+	ra_fs_chown(path, agent->config->default_uid, agent->config->default_gid);
+	if (mode & 06000) /* a chown clears set-user-ID and set-group-ID: put back what was asked for */
+		ra_fs_chmod(path, mode);
 }
 
 static ra_err fs_error(ra_why *why, int rc, const char *op, const char *path)
@@ -152,7 +155,7 @@ ra_err ra_op_file_mkdir(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	if (r)
 		return fs_error(why, r, "mkdir", path);
 	if (!existed)
-		give_to_default_user(path);
+		give_to_default_user(path, mode);
 	ra_enc_reply_begin(reply, req->id, 2);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, path);
@@ -303,6 +306,8 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 		length = RA_FILE_INLINE_MAX;
 	if (r == 0 && st.type == RA_FS_FILE && wanted > 0 && wanted < length)
 		length = wanted;
+	else if (r == 0 && wanted == 0 && length > RA_FILE_UNSIZED_READ) /* empty, past its end, or unsized */
+		length = RA_FILE_UNSIZED_READ;
 	uint8_t *buf = malloc(length ? (size_t)length : 1);
 	if (!buf)
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
@@ -324,8 +329,8 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	ra_enc_u64(reply, offset);
 	ra_enc_str(reply, "data");
 	ra_enc_bin(reply, buf, got);
-	ra_enc_str(reply, "eof"); /* a short read is the end too (files whose size lies, as in /proc) */
-	ra_enc_bool(reply, offset + got >= size || got < length);
+	ra_enc_str(reply, "eof"); /* a short read is the end too; a size of 0 (/proc) says nothing */
+	ra_enc_bool(reply, got < length || (size > 0 && offset + got >= size));
 	free(buf);
 	return RA_OK;
 }
@@ -351,7 +356,7 @@ ra_err ra_op_file_write(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	if (r)
 		return fs_error(why, r, "write", path);
 	if (created)
-		give_to_default_user(path);
+		give_to_default_user(path, has_mode ? mode : 0);
 	ra_enc_reply_begin(reply, req->id, 3);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, path);
@@ -371,6 +376,7 @@ typedef struct download {
 	int fd;
 	char *path;
 	uint64_t start, offset, end, size;
+	bool hit_eof; /* a read returned 0: the real end, whatever the size said */
 	ra_sha256 sha;
 } download;
 
@@ -422,7 +428,7 @@ static void download_finish(download *d)
 	ra_enc_str(&e, "sha256");
 	ra_enc_str(&e, hex);
 	ra_enc_str(&e, "eof");
-	ra_enc_bool(&e, d->offset >= d->size);
+	ra_enc_bool(&e, d->hit_eof || (d->size > 0 && d->offset >= d->size));
 	ra_session_send(d->s, &e);
 	download_free(d);
 }
@@ -463,8 +469,9 @@ static void download_pump(download *d)
 			download_free(d);
 			return;
 		}
-		if (n == 0) { /* the file shrank while we read it */
+		if (n == 0) { /* the end: the file shrank, or its size was not its length (/proc, /sys) */
 			d->end = d->offset;
+			d->hit_eof = true;
 			break;
 		}
 		ra_sha256_update(&d->sha, chunk_buf, (size_t)n);
@@ -500,7 +507,10 @@ static ra_err start_download(ra_session *s, const ra_request *req, const char *p
 	d->fd = fd;
 	d->size = (uint64_t)st.st_size;
 	d->start = d->offset = offset;
-	d->end = offset >= d->size ? offset : has_length && length < d->size - offset ? offset + length : d->size;
+	if (d->size == 0) /* unsized (/proc): read to the end, or to length */
+		d->end = has_length ? offset + length : UINT64_MAX;
+	else
+		d->end = offset >= d->size ? offset : has_length && length < d->size - offset ? offset + length : d->size;
 	ra_sha256_init(&d->sha);
 	d->next = downloads;
 	downloads = d;
@@ -566,11 +576,13 @@ ra_err ra_op_file_upload_open(ra_session *s, const ra_request *req, ra_enc *repl
 	bool mkdirs = false, overwrite = true, has_mode, exists;
 	uint32_t mode = 0644;
 	mode_t existing;
+	uid_t owner_uid;
+	gid_t owner_gid;
 	ra_err rc;
 	if ((rc = path_arg(req, "path", path, why)) || (rc = ra_arg_bool(req, "mkdirs", &mkdirs, why)) ||
 	    (rc = ra_arg_bool(req, "overwrite", &overwrite, why)) || (rc = mode_arg(req, &has_mode, &mode, why)))
 		return rc;
-	int r = ra_fs_prepare_target(path, mkdirs, &exists, &existing);
+	int r = ra_fs_prepare_target(path, mkdirs, &exists, &existing, &owner_uid, &owner_gid);
 	if (r)
 		return fs_error(why, r, "upload", path);
 	if (exists && !overwrite)
@@ -594,6 +606,8 @@ ra_err ra_op_file_upload_open(ra_session *s, const ra_request *req, ra_enc *repl
 		return fs_error(why, r, "upload", path);
 	}
 	u->s = s;
+	if (exists) /* the replaced file keeps its owner */
+		ra_fs_temp_owner(u->fd, owner_uid, owner_gid);
 	u->mode = has_mode || !exists ? mode : (uint32_t)existing;
 	u->overwrite = overwrite;
 	u->existed = exists;
@@ -671,7 +685,7 @@ ra_err ra_op_file_upload_commit(ra_session *s, const ra_request *req, ra_enc *re
 		return rc;
 	}
 	if (!u->existed)
-		give_to_default_user(u->path);
+		give_to_default_user(u->path, u->mode);
 	ra_enc_reply_begin(reply, req->id, 4);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, u->path);

@@ -278,8 +278,9 @@ static void sync_parent(const char *path)
 	}
 }
 
-/* Writes to a fresh temporary file, syncs it, renames it over path; removes it on any failure. */
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* Writes to a fresh temporary file, syncs it, renames it over path; removes it on any failure. A file it
+ * replaces keeps its owner (owner, when not NULL). */
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, const struct stat *owner)
 {
 	char tmp[RA_FS_PATH_MAX + 64];
 	int rc = temp_beside(path, tmp, sizeof(tmp));
@@ -289,7 +290,9 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, data, len);
-	if (!rc && fchmod(fd, mode)) /* the umask must not narrow what was asked for */
+	if (!rc && owner && fchown(fd, owner->st_uid, owner->st_gid) && errno != EPERM)
+		rc = -errno; /* EPERM: an agent that is not root keeps the file its own */
+	if (!rc && fchmod(fd, mode)) /* the umask must not narrow what was asked for (fchown cleared set-id) */
 		rc = -errno;
 	if (!rc && fsync(fd))
 		rc = -errno;
@@ -322,7 +325,7 @@ int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, boo
 	*created = !exists;
 	mode_t m = set_mode || !exists ? (mode & 07777) : (s.st_mode & 07777);
 	if (!append)
-		return write_atomic(path, data, len, m);
+		return write_atomic(path, data, len, m, exists ? &s : NULL);
 	/* O_NONBLOCK: a FIFO must not hold the agent; only a regular file is appended to */
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, m);
 	if (fd < 0)
@@ -358,6 +361,12 @@ void ra_fs_start_writeback(int fd, uint64_t offset, uint64_t len)
 	sync_file_range(fd, (off_t)offset, (off_t)len, SYNC_FILE_RANGE_WRITE); /* a hint: failure is harmless */
 }
 
+void ra_fs_temp_owner(int fd, uid_t uid, gid_t gid)
+{
+	if (fchown(fd, uid, gid)) /* best effort */
+		return;
+}
+
 void ra_fs_temp_discard(int fd, const char *tmp)
 {
 	if (fd >= 0)
@@ -381,7 +390,8 @@ int ra_fs_temp_commit(int fd, const char *tmp, const char *path, mode_t mode, bo
 	return rc;
 }
 
-int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *existing_mode)
+int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *existing_mode, uid_t *uid,
+			 gid_t *gid)
 {
 	char dir[RA_FS_PATH_MAX];
 	int rc = parent_dir(path, dir, sizeof(dir));
@@ -398,6 +408,8 @@ int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *ex
 	if (*exists && S_ISDIR(s.st_mode))
 		return -EISDIR;
 	*existing_mode = *exists ? (s.st_mode & 07777) : 0;
+	*uid = *exists ? s.st_uid : 0;
+	*gid = *exists ? s.st_gid : 0;
 	return 0;
 }
 
@@ -436,6 +448,8 @@ static int copy_file(const char *from, const char *to)
 			rc = -errno;
 		if (rc)
 			unlink(tmp);
+		else
+			sync_parent(to);
 	}
 	return rc;
 }

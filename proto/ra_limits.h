@@ -60,6 +60,7 @@
 
 /* Files. */
 #define RA_FILE_INLINE_MAX (8u << 20)   /* file.read returns at most this much per request */
+#define RA_FILE_UNSIZED_READ (64u << 10) /* an inline read of a file whose size says 0 (/proc) */
 #define RA_FILE_LIST_DEFAULT 1000u      /* entries per file.list page */
 #define RA_FILE_LIST_MAX 10000u
 #define RA_FILE_LIST_MAX_DEPTH 64u

@@ -199,7 +199,9 @@ def test_timeout_escalates_to_sigkill(agent):
 def test_kill_with_signal_names_and_numbers(agent):
     ws = agent.ws()
     for sig, name in (("SIGINT", "SIGINT"), ("HUP", "SIGHUP"), (15, "SIGTERM"), ("9", "SIGKILL")):
-        p = ws.call("exec", cmd="sleep 1000", background=True)["status"]["proc"]
+        # argv, not a shell: sh -c catches SIGINT while it starts, and one arriving before it execs sleep
+        # is lost (a race of the shell's, seen under load)
+        p = ws.call("exec", argv=["sleep", "1000"], background=True)["status"]["proc"]
         assert ws.call("proc.kill", proc=p, signal=sig)["signal"] == name
         assert ws.call("proc.wait", proc=p, timeoutMs=5000)["status"]["signal"] == name
 

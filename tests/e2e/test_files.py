@@ -558,3 +558,30 @@ wait
         with open(tmp_path / "pid") as f:
             os.kill(int(f.read()), 15)
         proc.wait(timeout=10)
+
+
+def test_unsized_files_stream_to_their_real_end(agent):
+    ws = agent.ws()
+    data, result = download(ws, "/proc/self/status")
+    assert b"Name:" in data and result["eof"] is True
+    r = ws.call("file.read", path="/proc/self/status", length=10)
+    assert len(r["data"]) == 10 and r["eof"] is False  # cut by length, not the end
+
+
+def test_replaced_file_keeps_its_owner_and_setid_bits_survive(make_agent):
+    import pathlib
+    import tempfile
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="runra-owner-"))
+    os.chown(workdir, 65534, 65534)
+    a = make_agent(args=["--default-user", "nobody"], workdir=str(workdir))
+    ws = a.ws()
+    (workdir / "owned").write_bytes(b"old")
+    os.chown(workdir / "owned", 1, 1)
+    ws.call("file.write", path="owned", data=b"new")
+    assert (os.stat(workdir / "owned").st_uid, os.stat(workdir / "owned").st_gid) == (1, 1)
+    up = ws.call("file.upload.open", path="owned")["upload"]
+    ws.call("file.upload.commit", upload=up)
+    assert os.stat(workdir / "owned").st_uid == 1
+    ws.call("file.write", path="setuid", data=b"#!/bin/sh\n", mode=0o4755)
+    st = os.stat(workdir / "setuid")
+    assert st.st_uid == 65534 and st_mod.S_IMODE(st.st_mode) == 0o4755
