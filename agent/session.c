@@ -7,9 +7,10 @@
 #include "../proto/ra_limits.h"
 #include "log.h"
 
-/* Inbound buffers up to this size are kept between messages; larger ones are released so that an idle
- * connection costs little. */
-#define INBOX_KEEP_BYTES (64u << 10)
+/* Inbound buffers up to this size are kept between messages (an upload's 1 MiB chunks then reuse one
+ * buffer instead of allocating and freeing each); larger ones are released, so an idle connection holds
+ * at most this much. */
+#define INBOX_KEEP_BYTES (2u << 20)
 
 static ra_session *registry;
 static size_t registry_count;

@@ -17,6 +17,16 @@
  *                                             ms, client CPU %
  *   copy BYTES CPU PROG [ARG...]              receive what "PROG ARG... PORT" sends to our port until EOF:
  *                                             MiB/s, PROG's VmHWM KiB, PROG's CPU ms, receiver CPU %
+ *   upload PORT TOKEN FILE SHA256 TARGET SERVER_PID CHUNK_KIB INFLIGHT
+ *                                             file.upload.open/chunk/commit of FILE to TARGET, INFLIGHT chunks
+ *                                             unanswered at most: MiB/s, chunks, then as stream
+ *   download PORT TOKEN FILE SHA256 OUT SERVER_PID
+ *                                             file.read of FILE with stream: true, every byte compared with FILE
+ *                                             and written over OUT in place: MiB/s, messages, then as stream
+ *   fileup FILE CHUNK_KIB CPU PROG [ARG...]   send FILE to what "PROG ARG... PORT" receives, until it closes:
+ *                                             MiB/s, PROG's VmHWM KiB, PROG's CPU ms, sender CPU %
+ *   filedown FILE OUT CPU PROG [ARG...]       receive what "PROG ARG... PORT" sends, as download does: as
+ *                                             fileup, with the receiver's CPU %
  *
  * TOKEN "-" means the peer is the TCP echo server: same frames, no handshake. CPU -1: no pinning. */
 #define _GNU_SOURCE
@@ -33,10 +43,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
+#include <strings.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -497,17 +511,63 @@ static bool reset_hwm(pid_t pid)
 
 static double mib_per_s(uint64_t bytes, uint64_t ns) { return (double)bytes / 1048576.0 / ((double)ns / 1e9); }
 
-/* Counts one stream message: stdout only, each chunk starting where the last one ended. */
-static void take_chunk(const msg_info *m, uint64_t id, uint64_t *got)
+/* Counts one stream message: on the expected stream only, each chunk starting where the last one ended. */
+static void take_chunk(const msg_info *m, uint64_t id, const char *stream, uint64_t *got)
 {
 	if (!m->has_id || m->id != id || !m->data)
-		die("stream message without the exec's id or data");
-	if (!m->stream || m->stream_len != 6 || memcmp(m->stream, "stdout", 6) != 0)
+		die("stream message without the request's id or data");
+	if (!m->stream || m->stream_len != strlen(stream) || memcmp(m->stream, stream, m->stream_len) != 0)
 		die("output on %.*s: %.*s", (int)m->stream_len, m->stream, (int)(m->data_len < 200 ? m->data_len : 200),
 		    (const char *)m->data);
 	if (!m->has_offset || m->offset != *got)
 		die("stream offset %llu, expected %llu", (unsigned long long)m->offset, (unsigned long long)*got);
 	*got += m->data_len;
+}
+
+/* What the server costs during one transfer: its peak RSS (VmHWM reset at the start, and VmRSS sampled every
+ * 10 ms as a check on it, or as the figure when it cannot be reset), its CPU and ours. */
+typedef struct {
+	pid_t server;
+	const char *what;
+	bool hwm_ok;
+	unsigned long rss_peak;
+	double cpu0, srv0;
+	uint64_t t0, next_sample, deadline;
+} watch;
+
+static void watch_start(watch *w, pid_t server, const char *what)
+{
+	w->server = server;
+	w->what = what;
+	w->hwm_ok = reset_hwm(server);
+	w->rss_peak = proc_status_kib(server, "VmRSS");
+	w->cpu0 = self_cpu_s();
+	w->srv0 = proc_cpu_ticks(server);
+	w->t0 = w->next_sample = now_ns();
+	w->deadline = w->t0 + 60000000000u;
+}
+
+/* Called for every message: samples VmRSS if 10 ms have passed, and ends a run that takes over 60 s. */
+static void watch_sample(watch *w)
+{
+	uint64_t now = now_ns();
+	if (now < w->next_sample)
+		return;
+	unsigned long rss = proc_status_kib(w->server, "VmRSS");
+	w->rss_peak = rss > w->rss_peak ? rss : w->rss_peak;
+	w->next_sample = now + 10000000u;
+	if (now > w->deadline)
+		die("%s: over 60 s", w->what);
+}
+
+/* "MiB/s messages VmHWM_KiB sampled_peak_VmRSS_KiB server_CPU_ms client_CPU_%" for bytes moved by t1. */
+static void watch_print(const watch *w, uint64_t bytes, uint64_t messages, uint64_t t1)
+{
+	double secs = (double)(t1 - w->t0) / 1e9;
+	unsigned long hwm = w->hwm_ok ? proc_status_kib(w->server, "VmHWM") : w->rss_peak;
+	printf("%.1f %llu %lu %lu %.0f %.0f\n", mib_per_s(bytes, t1 - w->t0), (unsigned long long)messages, hwm,
+	       w->rss_peak, (proc_cpu_ticks(w->server) - w->srv0) / (double)sysconf(_SC_CLK_TCK) * 1e3,
+	       (self_cpu_s() - w->cpu0) / secs * 100);
 }
 
 static int cmd_stream(char **argv)
@@ -518,47 +578,32 @@ static int cmd_stream(char **argv)
 	char cmd[64];
 	snprintf(cmd, sizeof(cmd), "head -c %llu /dev/zero", (unsigned long long)bytes);
 	conn_open_sized(&c, (uint16_t)num(argv[0], "port"), argv[1], CONN_BIG_BUF_BYTES);
-	bool hwm_ok = reset_hwm(server);
-	unsigned long rss_peak = proc_status_kib(server, "VmRSS");
-	double cpu0 = self_cpu_s(), srv0 = proc_cpu_ticks(server);
-	uint64_t t0 = now_ns(), next_sample = t0, deadline = t0 + 60000000000u;
+	watch w;
+	watch_start(&w, server, "stream");
 	msg_info m;
 	conn_send_exec(&c, 1, NULL, cmd);
 	for (;;) {
 		conn_wait(&c, &m);
-		uint64_t now = now_ns();
-		if (now >= next_sample) { /* VmRSS every 10 ms: a check on VmHWM, and the figure if it cannot be reset */
-			unsigned long rss = proc_status_kib(server, "VmRSS");
-			rss_peak = rss > rss_peak ? rss : rss_peak;
-			next_sample = now + 10000000u;
-			if (now > deadline)
-				die("stream: over 60 s");
-		}
+		watch_sample(&w);
 		if (!msg_is(&m, "stream"))
 			break;
-		take_chunk(&m, 1, &got);
+		take_chunk(&m, 1, "stdout", &got);
 		messages++;
 	}
 	uint64_t t1 = now_ns();
 	check_exec_reply(&c, &m);
 	if (got != bytes)
 		die("stream: %llu bytes, expected %llu", (unsigned long long)got, (unsigned long long)bytes);
-	double secs = (double)(t1 - t0) / 1e9;
-	unsigned long hwm = hwm_ok ? proc_status_kib(server, "VmHWM") : rss_peak;
-	printf("%.1f %llu %lu %lu %.0f %.0f\n", mib_per_s(got, t1 - t0), (unsigned long long)messages, hwm, rss_peak,
-	       (proc_cpu_ticks(server) - srv0) / (double)sysconf(_SC_CLK_TCK) * 1e3,
-	       (self_cpu_s() - cpu0) / secs * 100);
+	watch_print(&w, got, messages, t1);
 	conn_close(&c);
 	return 0;
 }
 
-/* The baseline's receiving end: a listening socket, PROG started with its port as last argument and pinned
- * like the agent, every byte read until EOF, and PROG's own report ("VmHWM_KiB CPU_ms") on its stdout. */
-static int cmd_copy(char **argv)
+/* The baselines' other end: listens on a free loopback port, starts "PROG ARG... PORT" pinned like the agent
+ * with its stdout on a pipe (*report), and accepts its connection (within 5 s, or PROG failed). */
+static int start_peer(char **prog, long cpu, pid_t *pid, int *report)
 {
-	uint64_t bytes = num(argv[0], "bytes"), got = 0;
-	long cpu = strtol(argv[1], NULL, 10);
-	char **prog = argv + 2, port[16];
+	char port[16];
 	size_t nargs = 0;
 	while (prog[nargs])
 		nargs++;
@@ -568,29 +613,63 @@ static int cmd_copy(char **argv)
 	socklen_t alen = sizeof(a);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
 	    getsockname(lfd, (struct sockaddr *)&a, &alen) || pipe2(out, O_CLOEXEC))
-		die("copy: listen: %s", strerror(errno));
+		die("%s: listen: %s", prog[0], strerror(errno));
 	snprintf(port, sizeof(port), "%u", ntohs(a.sin_port));
 	char **args = calloc(nargs + 2, sizeof(char *));
 	memcpy(args, prog, nargs * sizeof(char *));
 	args[nargs] = port;
-	pid_t pid = fork();
-	if (pid < 0)
+	*pid = fork();
+	if (*pid < 0)
 		die("fork: %s", strerror(errno));
-	if (pid == 0) {
+	if (*pid == 0) {
 		pin_self(cpu);
 		dup2(out[1], 1);
 		execv(args[0], args);
 		_exit(127);
 	}
 	close(out[1]);
-	/* accept within 5 s, or the program failed */
+	free(args);
 	if (poll(&(struct pollfd){.fd = lfd, .events = POLLIN}, 1, 5000) != 1) {
-		stop(pid);
-		die("copy: %s did not connect", prog[0]);
+		stop(*pid);
+		die("%s did not connect", prog[0]);
 	}
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+	if (fd < 0)
+		die("accept: %s", strerror(errno));
+	close(lfd);
+	/* as tcp_connect does for the agent's client: a stalled peer must end the run, not hang it */
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*report = out[0];
+	return fd;
+}
+
+/* Waits for PROG and reads the numbers of its report line into v; dies unless it exited 0 with want of them. */
+static void peer_report(pid_t pid, int report, const char *name, unsigned long *v, int want)
+{
+	char line[128] = "";
+	ssize_t n = read(report, line, sizeof(line) - 1);
+	int st, got = n > 0 ? sscanf(line, "%lu %lu %lu", &v[0], &v[1], &v[2]) : 0;
+	waitpid(pid, &st, 0);
+	close(report);
+	if (got < want || !WIFEXITED(st) || WEXITSTATUS(st))
+		die("%s failed (status %d)", name, st);
+}
+
+/* A baseline's line: MiB/s, the peer's VmHWM KiB and CPU ms, and our CPU % over the copy. */
+static void print_copy(uint64_t bytes, uint64_t ns, double cpu_s, unsigned long hwm, unsigned long cpu_ms)
+{
+	printf("%.1f %lu %lu %.0f\n", mib_per_s(bytes, ns), hwm, cpu_ms, cpu_s / ((double)ns / 1e9) * 100);
+}
+
+/* The baseline of streaming: every byte that "PROG ARG... PORT" sends, read until EOF, timed from accept. */
+static int cmd_copy(char **argv)
+{
+	uint64_t bytes = num(argv[0], "bytes"), got = 0;
+	pid_t pid;
+	int report, fd = start_peer(argv + 2, strtol(argv[1], NULL, 10), &pid, &report);
 	static uint8_t buf[CONN_BIG_BUF_BYTES];
 	double cpu0 = self_cpu_s();
 	uint64_t t0 = now_ns();
@@ -603,17 +682,286 @@ static int cmd_copy(char **argv)
 	}
 	uint64_t t1 = now_ns();
 	double cpu1 = self_cpu_s();
-	char report[128] = "";
-	ssize_t rn = read(out[0], report, sizeof(report) - 1);
-	int st;
-	waitpid(pid, &st, 0);
-	unsigned long hwm, cpu_ms;
-	if (rn <= 0 || sscanf(report, "%lu %lu", &hwm, &cpu_ms) != 2 || !WIFEXITED(st) || WEXITSTATUS(st))
-		die("copy: %s failed (status %d)", prog[0], st);
+	unsigned long v[3]; /* VmHWM_KiB CPU_ms */
+	peer_report(pid, report, argv[2], v, 2);
 	if (got != bytes)
 		die("copy: %llu bytes, expected %llu", (unsigned long long)got, (unsigned long long)bytes);
-	printf("%.1f %lu %lu %.0f\n", mib_per_s(got, t1 - t0), hwm, cpu_ms,
-	       (cpu1 - cpu0) / ((double)(t1 - t0) / 1e9) * 100);
+	print_copy(got, t1 - t0, cpu1 - cpu0, v[0], v[1]);
+	close(fd);
+	return 0;
+}
+
+/* ---- file transfers ---- */
+
+static void pread_full(int fd, uint8_t *buf, size_t n, uint64_t at)
+{
+	while (n) {
+		ssize_t r = pread(fd, buf, n, (off_t)at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			die("read: %s", r < 0 ? strerror(errno) : "the file shrank");
+		buf += r;
+		n -= (size_t)r;
+		at += (uint64_t)r;
+	}
+}
+
+/* The source file, mapped and faulted in before anything is timed: every byte downloaded is compared with it. */
+static const uint8_t *map_file(const char *path, uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) || !st.st_size)
+		die("%s: %s", path, fd < 0 || !st.st_size ? strerror(errno) : "empty");
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap %s: %s", path, strerror(errno));
+	close(fd);
+	*size = (uint64_t)st.st_size;
+	return p;
+}
+
+static void pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t at)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			die("write: %s", w < 0 ? strerror(errno) : "short");
+		p += w;
+		n -= (size_t)w;
+		at += (uint64_t)w;
+	}
+}
+
+/* What a download's receiver does with each piece, the agent's client and the baseline's alike: checks it
+ * against the source and writes it to the output file, in place. */
+static void take_bytes(const uint8_t *src, uint64_t size, int out, uint64_t at, const uint8_t *data, size_t len)
+{
+	if (at + len > size || memcmp(src + at, data, len) != 0)
+		die("download: the bytes at %llu..%llu differ from the file", (unsigned long long)at,
+		    (unsigned long long)(at + len));
+	pwrite_all(out, data, len, at);
+}
+
+/* A download's output: one file, filled once (untimed) and then overwritten in place by every download. In
+ * a VM, writing a gigabyte into page cache that is not there yet costs ~2.5 s of CPU (first touch of memory
+ * the host took back), which would make the receiver, not the sender, what the download figures measure. */
+static int open_out(const char *path, const uint8_t *src, uint64_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st))
+		die("%s: %s", path, strerror(errno));
+	if ((uint64_t)st.st_size != size) {
+		pwrite_all(fd, src, size, 0);
+		if (ftruncate(fd, (off_t)size))
+			die("%s: %s", path, strerror(errno));
+	}
+	return fd;
+}
+
+/* After the clock stops: a dirty gigabyte left behind would be written back during a later measurement. */
+static void close_out(int fd)
+{
+	if (fdatasync(fd) || close(fd))
+		die("download output: %s", strerror(errno));
+}
+
+static void check_sha(const msg_info *m, const char *want)
+{
+	const char *sha;
+	size_t len;
+	if (!msg_result_str(m, (const char *const[]){"sha256", NULL}, &sha, &len) || len != 64 ||
+	    strncasecmp(sha, want, 64) != 0)
+		die("sha256 %.*s, expected %s", (int)(len <= 64 ? len : 64), sha, want);
+}
+
+static void check_result_u64(const msg_info *m, const char *key, uint64_t want)
+{
+	uint64_t v;
+	if (!msg_result_uint(m, (const char *const[]){key, NULL}, &v) || v != want)
+		die("reply %s %llu, expected %llu", key, (unsigned long long)v, (unsigned long long)want);
+}
+
+/* file.upload.open; returns the upload's id in id. */
+static void upload_open(conn *c, const char *target, char id[24])
+{
+	msg_info m;
+	const char *s;
+	size_t len;
+	conn_send_op(c, 1, "file.upload.open", (const char *const[]){"path", target, NULL});
+	conn_wait(c, &m);
+	check_op_reply(c, &m);
+	if (!msg_result_str(&m, (const char *const[]){"upload", NULL}, &s, &len) || !len || len > 23)
+		die("file.upload.open: no upload id in the reply");
+	memcpy(id, s, len);
+	id[len] = 0;
+}
+
+/* Chunks of the file, in order, with up to inflight of them unanswered; returns the chunks. */
+static uint64_t upload_chunks(conn *c, watch *w, int fd, uint64_t size, const char *id, size_t chunk,
+			      size_t inflight)
+{
+	uint8_t *buf = malloc(chunk);
+	uint64_t sent = 0, acked = 0, next = 2, want = 2; /* ids: 1 was the open */
+	msg_info m;
+	if (!buf)
+		die("out of memory");
+	while (acked < size) {
+		for (; sent < size && next - want < inflight; next++) {
+			size_t n = size - sent < chunk ? (size_t)(size - sent) : chunk;
+			pread_full(fd, buf, n, sent);
+			conn_send_chunk(c, next, id, sent, buf, n);
+			sent += n;
+		}
+		conn_wait(c, &m);
+		c->want_id = want++; /* replies come in request order */
+		check_op_reply(c, &m);
+		acked = size - acked < chunk ? size : acked + chunk;
+		check_result_u64(&m, "received", acked);
+		watch_sample(w);
+	}
+	free(buf);
+	return next - 2;
+}
+
+/* upload PORT TOKEN FILE SHA256 TARGET SERVER_PID CHUNK_KIB INFLIGHT */
+static int cmd_upload(char **argv)
+{
+	static conn c;
+	const char *sha = argv[3];
+	size_t chunk = num(argv[6], "chunk KiB") << 10, inflight = num(argv[7], "chunks in flight");
+	int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) || !chunk || !inflight || strlen(sha) != 64)
+		die("upload: %s: bad arguments or no such file", argv[2]);
+	uint64_t size = (uint64_t)st.st_size;
+	conn_open(&c, (uint16_t)num(argv[0], "port"), argv[1]);
+	watch w;
+	watch_start(&w, (pid_t)num(argv[5], "pid"), "upload");
+	char id[24];
+	msg_info m;
+	upload_open(&c, argv[4], id);
+	uint64_t chunks = upload_chunks(&c, &w, fd, size, id, chunk, inflight);
+	conn_send_op(&c, chunks + 2, "file.upload.commit", (const char *const[]){"upload", id, "sha256", sha, NULL});
+	conn_wait(&c, &m);
+	uint64_t t1 = now_ns();
+	check_op_reply(&c, &m);
+	check_result_u64(&m, "size", size);
+	check_sha(&m, sha);
+	watch_print(&w, size, chunks, t1);
+	close(fd);
+	conn_close(&c);
+	return 0;
+}
+
+/* download PORT TOKEN FILE SHA256 OUT SERVER_PID */
+static int cmd_download(char **argv)
+{
+	static conn c;
+	uint64_t size, got = 0, messages = 0;
+	const uint8_t *src = map_file(argv[2], &size);
+	int out = open_out(argv[4], src, size);
+	conn_open_sized(&c, (uint16_t)num(argv[0], "port"), argv[1], CONN_BIG_BUF_BYTES);
+	watch w;
+	watch_start(&w, (pid_t)num(argv[5], "pid"), "download");
+	msg_info m;
+	conn_send_op(&c, 1, "file.read", (const char *const[]){"path", argv[2], "stream", WIRE_TRUE, NULL});
+	for (;;) {
+		conn_wait(&c, &m);
+		watch_sample(&w);
+		if (!msg_is(&m, "stream"))
+			break;
+		uint64_t at = got;
+		take_chunk(&m, 1, "file", &got);
+		take_bytes(src, size, out, at, m.data, m.data_len);
+		messages++;
+	}
+	uint64_t t1 = now_ns();
+	check_op_reply(&c, &m);
+	check_result_u64(&m, "size", size);
+	check_result_u64(&m, "bytes", size);
+	check_sha(&m, argv[3]);
+	if (got != size || !msg_result_true(&m, (const char *const[]){"eof", NULL}))
+		die("download: %llu bytes of %llu, or no eof", (unsigned long long)got, (unsigned long long)size);
+	watch_print(&w, got, messages, t1);
+	close_out(out);
+	conn_close(&c);
+	return 0;
+}
+
+/* fileup FILE CHUNK_KIB CPU PROG [ARG...]: the upload's baseline. Sends FILE as the agent's client does
+ * (pread, CHUNK_KIB at a time) to PROG, which writes and fsyncs it; timed from accept until PROG, done,
+ * closes the connection. Prints MiB/s, PROG's VmHWM KiB and CPU ms, our CPU %. */
+static int cmd_fileup(char **argv)
+{
+	size_t chunk = num(argv[1], "chunk KiB") << 10;
+	int fd = open(argv[0], O_RDONLY | O_CLOEXEC), report;
+	struct stat st;
+	uint8_t *buf = malloc(chunk);
+	if (fd < 0 || fstat(fd, &st) || !buf || !chunk)
+		die("fileup: %s: bad arguments or no such file", argv[0]);
+	uint64_t size = (uint64_t)st.st_size;
+	pid_t pid;
+	int sock = start_peer(argv + 3, strtol(argv[2], NULL, 10), &pid, &report);
+	double cpu0 = self_cpu_s();
+	uint64_t t0 = now_ns();
+	for (uint64_t sent = 0; sent < size;) {
+		size_t n = size - sent < chunk ? (size_t)(size - sent) : chunk;
+		pread_full(fd, buf, n, sent);
+		write_all(sock, buf, n);
+		sent += n;
+	}
+	shutdown(sock, SHUT_WR);
+	/* EOF once PROG has fsynced and closed; its fsync may outlast the socket's 5 s timeout, poll's does not */
+	char byte;
+	if (poll(&(struct pollfd){.fd = sock, .events = POLLIN}, 1, 60000) != 1 || read(sock, &byte, 1) != 0)
+		die("fileup: %s did not finish within 60 s", argv[3]);
+	uint64_t t1 = now_ns();
+	double cpu1 = self_cpu_s();
+	unsigned long v[3]; /* bytes VmHWM_KiB CPU_ms */
+	peer_report(pid, report, argv[3], v, 3);
+	if (v[0] != size)
+		die("fileup: %s received %lu bytes, expected %llu", argv[3], v[0], (unsigned long long)size);
+	print_copy(size, t1 - t0, cpu1 - cpu0, v[1], v[2]);
+	close(sock);
+	close(fd);
+	free(buf);
+	return 0;
+}
+
+/* filedown FILE OUT CPU PROG [ARG...]: the download's baseline. Receives what PROG sends until EOF and does
+ * with it what the agent's client does (take_bytes); timed from accept. Prints as fileup. */
+static int cmd_filedown(char **argv)
+{
+	uint64_t size, got = 0;
+	const uint8_t *src = map_file(argv[0], &size);
+	int out = open_out(argv[1], src, size), report;
+	pid_t pid;
+	int sock = start_peer(argv + 3, strtol(argv[2], NULL, 10), &pid, &report);
+	static uint8_t buf[CONN_BIG_BUF_BYTES]; /* what the agent's client reads at a time */
+	double cpu0 = self_cpu_s();
+	uint64_t t0 = now_ns();
+	for (ssize_t r; (r = read(sock, buf, sizeof(buf))) != 0;) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("filedown: read: %s", strerror(errno));
+		take_bytes(src, size, out, got, buf, (size_t)r);
+		got += (uint64_t)r;
+	}
+	uint64_t t1 = now_ns();
+	double cpu1 = self_cpu_s();
+	unsigned long v[3];
+	peer_report(pid, report, argv[3], v, 3);
+	if (got != size || v[0] != size)
+		die("filedown: %llu bytes, expected %llu", (unsigned long long)got, (unsigned long long)size);
+	print_copy(size, t1 - t0, cpu1 - cpu0, v[1], v[2]);
+	close_out(out);
+	close(sock);
 	return 0;
 }
 
@@ -626,7 +974,8 @@ int main(int argc, char **argv)
 	} cmds[] = {{"probe", 3, cmd_probe},   {"start", 5, cmd_start},         {"hold", 3, cmd_hold},
 		    {"rtt", 4, cmd_rtt},       {"tput", 5, cmd_tput},           {"exec", 4, cmd_exec},
 		    {"spawn", 2, cmd_spawn},   {"xtput", 5, cmd_xtput},         {"spawntput", 2, cmd_spawntput},
-		    {"stream", 4, cmd_stream}, {"copy", 3, cmd_copy}};
+		    {"stream", 4, cmd_stream}, {"copy", 3, cmd_copy},       {"upload", 8, cmd_upload},
+		    {"download", 6, cmd_download}, {"fileup", 4, cmd_fileup}, {"filedown", 4, cmd_filedown}};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 2 && strcmp(argv[1], "freeport") == 0)
 		return cmd_freeport();
@@ -636,6 +985,6 @@ int main(int argc, char **argv)
 				die("%s: too few arguments (see the top of rabench.c)", cmds[i].name);
 			return cmds[i].run(argv + 2);
 		}
-	die("usage: rabench freeport|probe|start|hold|rtt|tput|exec|spawn|xtput|spawntput|stream|copy ... (see the "
-	    "top of rabench.c)");
+	die("usage: rabench freeport|probe|start|hold|rtt|tput|exec|spawn|xtput|spawntput|stream|copy|upload|download|"
+	    "fileup|filedown ... (see the top of rabench.c)");
 }

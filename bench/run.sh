@@ -32,6 +32,7 @@ gcc "${CFLAGS[@]}" -pthread -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/ben
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/echo_server" "$ROOT/bench/echo_server.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/sleeper" "$ROOT/bench/sleeper.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/pipecopy" "$ROOT/bench/pipecopy.c"
+"${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/filecopy" "$ROOT/bench/filecopy.c"
 RABENCH=$OUT/rabench
 
 # ---- pinning: servers on CPU 0, clients on CPU 1, so that neither steals the other's core ----
@@ -48,6 +49,7 @@ PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	rm -f "$OUT"/work/*.bin "$OUT"/work/.*.tmp # the 1 GiB outputs of 10 and 11, also after a failure
 }
 trap cleanup EXIT
 
@@ -94,7 +96,7 @@ BG_WARN=""
 ((BG_BUSY <= 10)) || BG_WARN=" — the machine was not idle: the figures may be skewed"
 
 # ---- 1. size ----
-log "1/9 binary size"
+log "1/11 binary size"
 strip -o "$OUT/runra-agent.stripped" "$AGENT"
 SIZE=$(stat -c %s "$OUT/runra-agent.stripped")
 BUSYBOX=""
@@ -103,7 +105,7 @@ if [[ -x /bin/busybox ]] && dpkg-query -W -f='${db:Status-Status}' busybox-stati
 fi
 
 # ---- 2, 3. idle RSS and wake-ups, agent and sleeper side by side over the same 10 s ----
-log "2/9 idle RSS and wake-ups (12 s)"
+log "2/11 idle RSS and wake-ups (12 s)"
 "${PIN_SRV[@]}" "$OUT/sleeper" &
 SLEEPER=$!
 PIDS+=("$SLEEPER")
@@ -127,7 +129,7 @@ WAKE=$(awk -v a="$CS0" -v b="$CS1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
 WAKE_BASE=$(awk -v a="$CSB0" -v b="$CSB1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
 
 # ---- 5. round trip: on one CPU (pure processing cost) and across two (adds the cross-CPU wake-up) ----
-log "3/9 ping round trip"
+log "3/11 ping round trip"
 rtt() { # PORT TOKEN PIN...: p50 p99 min mean
 	local port=$1 tok=$2
 	shift 2
@@ -146,7 +148,7 @@ read -r E2_P50 E2_P99 _ <<<"$R"
 stop "$ECHO_PID" || true
 
 # ---- 6. throughput: one ping in flight per connection; median of three 1 s windows after 0.5 s of warm-up ----
-log "4/9 ping throughput (6 x 3.5 s)"
+log "4/11 ping throughput (6 x 3.5 s)"
 declare -A TP
 throughput() { # PORT TOKEN SERVER_PID CONNS: replies/s client% server%
 	"${PIN_CLI[@]}" "$RABENCH" tput "$1" "$2" "$4" 3 "$3" || fail "throughput with $4 connections on port $1"
@@ -169,7 +171,7 @@ XPORT=$(freeport)
 PATH=$STD_PATH start_agent "$XPORT" --max-processes 4096
 XAGENT_PID=$AGENT_PID
 
-log "5/9 exec round trip (2 x 2,100 execs, then 2,100 spawns)"
+log "5/11 exec round trip (2 x 2,100 execs, then 2,100 spawns)"
 xrtt() { # PIN...: p50 p99 min mean
 	"$@" "$RABENCH" exec "$XPORT" "$TOKEN" 100 2000 || fail "exec round trip"
 }
@@ -182,7 +184,7 @@ read -r SP_P50 SP_P99 _ <<<"$R"
 
 # Three of each, alternating, and the median by MiB/s: one copy takes half a second, and how the scheduler
 # happens to interleave head and its reader on one CPU moves a single run by ±30 %.
-log "6/9 stdout streaming (3 x 1 GiB through the agent and through a plain pipe-to-TCP copier)"
+log "6/11 stdout streaming (3 x 1 GiB through the agent and through a plain pipe-to-TCP copier)"
 ST_RUNS=() CP_RUNS=()
 for _ in 1 2 3; do
 	R=$("${PIN_CLI[@]}" "$RABENCH" stream "$XPORT" "$TOKEN" $STREAM_BYTES "$XAGENT_PID") || fail "the 1 GiB stream"
@@ -204,7 +206,7 @@ CP_ALL=$(printf '%s\n' "${CP_RUNS[@]}" | awk '{ printf "%s%s", (NR > 1 ? ", " : 
 
 # Throughput is what the whole machine can start: the agent (and so its children), the client and the
 # baseline's threads all get every CPU.
-log "7/9 exec throughput (2 x 3.5 s)"
+log "7/11 exec throughput (2 x 3.5 s)"
 ((SRV_CPU < 0)) || taskset -a -p -c "0-$(($(nproc) - 1))" "$XAGENT_PID" >/dev/null
 XTP=$("$RABENCH" xtput "$XPORT" "$TOKEN" 32 3 "$XAGENT_PID") || fail "exec throughput"
 STP=$(PATH=$STD_PATH "$RABENCH" spawntput 32 3) || fail "raw spawn throughput"
@@ -212,8 +214,92 @@ alive "$XAGENT_PID" "the agent"
 XAGENT_RC=0
 stop "$XAGENT_PID" || XAGENT_RC=$?
 
+# ---- 10, 11. file transfers: an agent of its own, with default settings ----
+# One 1 GiB file of random bytes (nothing on the way, a deduplicating host disk included, gets it cheaper),
+# made once and kept for later runs, with its sha256.
+FILE_BYTES=1073741824
+SRC=$OUT/file-1g.bin
+if [[ $(stat -c %s "$SRC" 2>/dev/null) != "$FILE_BYTES" ]]; then
+	log "making $SRC (1 GiB from /dev/urandom, kept for later runs)"
+	head -c $FILE_BYTES /dev/urandom >"$SRC.part"
+	mv "$SRC.part" "$SRC"
+fi
+[[ -s $SRC.sha256 && $SRC.sha256 -nt $SRC ]] || sha256sum "$SRC" | cut -d' ' -f1 >"$SRC.sha256"
+SRC_SHA=$(cat "$SRC.sha256")
+cat "$SRC" >/dev/null # into the page cache: what the disk reads at is not what 10 and 11 measure
+UP_CHUNK_KIB=1024 UP_INFLIGHT=8
+FPORT=$(freeport)
+start_agent "$FPORT"
+FAGENT_PID=$AGENT_PID
+
+# Three of each, alternating, and the median by MiB/s, as in 9. The uploaded files are kept until all six
+# are done: each run then writes into memory the page cache has not used yet, instead of into what the run
+# before freed a moment ago (in a VM that returns freed memory to its host, one is much slower than the other).
+log "8/11 file upload (3 x 1 GiB through the agent and through a plain TCP-to-file copier)"
+UP_RUNS=() UC_RUNS=()
+for i in 1 2 3; do
+	R=$("${PIN_CLI[@]}" "$RABENCH" upload "$FPORT" "$TOKEN" "$SRC" "$SRC_SHA" "up-agent-$i.bin" "$FAGENT_PID" \
+		$UP_CHUNK_KIB $UP_INFLIGHT) || fail "the 1 GiB upload"
+	UP_RUNS+=("$R")
+	R=$("${PIN_CLI[@]}" "$RABENCH" fileup "$SRC" $UP_CHUNK_KIB $SRV_CPU \
+		"$OUT/filecopy" recv "$OUT/work/up-copy-$i.bin") || fail "the plain TCP-to-file copy"
+	UC_RUNS+=("$R")
+done
+rm -f "$OUT"/work/up-*.bin
+
+log "9/11 file download (3 x 1 GiB through the agent and through a plain file-to-TCP copier)"
+DL_RUNS=() DC_RUNS=()
+for _ in 1 2 3; do
+	R=$("${PIN_CLI[@]}" "$RABENCH" download "$FPORT" "$TOKEN" "$SRC" "$SRC_SHA" "$OUT/work/down.bin" \
+		"$FAGENT_PID") || fail "the 1 GiB download"
+	DL_RUNS+=("$R")
+	R=$("${PIN_CLI[@]}" "$RABENCH" filedown "$SRC" "$OUT/work/down.bin" $SRV_CPU "$OUT/filecopy" send "$SRC") ||
+		fail "the plain file-to-TCP copy"
+	DC_RUNS+=("$R")
+done
+rm -f "$OUT/work/down.bin"
+alive "$FAGENT_PID" "the agent"
+FAGENT_RC=0
+stop "$FAGENT_PID" || FAGENT_RC=$?
+
+col() { # N RUN...: field N of each run, comma-separated
+	local n=$1
+	shift
+	printf '%s\n' "$@" | awk -v n="$n" '{ printf "%s%s", (NR > 1 ? ", " : ""), $n }'
+}
+# Runs of upload or download ("MiB/s N VmHWM sampled_RSS agent_ms client%"): the median run's fields, the
+# MiB/s of all three, and the peak RSS of each (the larger of VmHWM and the sampled VmRSS) and of all.
+transfer_summary() { # NAME RUN...: sets NAME_MIBS NAME_MSGS NAME_MS NAME_CLI NAME_ALL NAME_PEAKS NAME_PEAK
+	local name=$1 mibs msgs ms cli peaks
+	shift
+	read -r mibs msgs _ _ ms cli <<<"$(median3 "$@")"
+	peaks=$(printf '%s\n' "$@" | awk '{ printf "%s%d", (NR > 1 ? ", " : ""), ($3 > $4 ? $3 : $4) }')
+	printf -v "${name}_MIBS" %s "$mibs"
+	printf -v "${name}_MSGS" %s "$msgs"
+	printf -v "${name}_MS" %s "$ms"
+	printf -v "${name}_CLI" %s "$cli"
+	printf -v "${name}_ALL" %s "$(col 1 "$@")"
+	printf -v "${name}_PEAKS" %s "$peaks"
+	printf -v "${name}_PEAK" %s "$(tr -s ', ' '\n' <<<"$peaks" | sort -n | tail -n 1)"
+}
+# Runs of a copier ("MiB/s its_VmHWM its_ms other_end%"): the median run's fields, all MiB/s, the largest VmHWM.
+copy_summary() { # NAME RUN...: sets NAME_MIBS NAME_MS NAME_CLI NAME_ALL NAME_HWM
+	local name=$1 mibs ms cli
+	shift
+	read -r mibs _ ms cli <<<"$(median3 "$@")"
+	printf -v "${name}_MIBS" %s "$mibs"
+	printf -v "${name}_MS" %s "$ms"
+	printf -v "${name}_CLI" %s "$cli"
+	printf -v "${name}_ALL" %s "$(col 1 "$@")"
+	printf -v "${name}_HWM" %s "$(col 2 "$@" | tr -s ', ' '\n' | sort -n | tail -n 1)"
+}
+transfer_summary UP "${UP_RUNS[@]}"
+copy_summary UC "${UC_RUNS[@]}"
+transfer_summary DL "${DL_RUNS[@]}"
+copy_summary DC "${DC_RUNS[@]}"
+
 # ---- 4. start to ready: fork/exec until GET /healthz is answered, 20 times ----
-log "8/9 start to ready (2 x 20 starts)"
+log "10/11 start to ready (2 x 20 starts)"
 SPORT=$(freeport)
 START=$(RUNRA_AGENT_TOKEN=$TOKEN "${PIN_CLI[@]}" "$RABENCH" start 20 "$SPORT" "HTTP/1.1 200" $SRV_CPU \
 	"$AGENT" --listen "127.0.0.1:$SPORT" --workdir "$OUT/work" --log-level warn 2>>"$OUT/agent.log") ||
@@ -224,7 +310,7 @@ read -r ST_MED ST_MIN ST_MAX <<<"$START"
 read -r SB_MED SB_MIN SB_MAX <<<"$START_BASE"
 
 # ---- the report ----
-log "9/9 report"
+log "11/11 report"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "—"; else printf "%.2f×", a / b }'; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "**meets**" : "**misses**" }'; }
 verdict_ge() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "**meets**" : "**misses**" }'; }
@@ -294,6 +380,10 @@ cat <<EOF
 | 8. exec throughput, 32 connections × 1 exec of "true" in flight | $(tp_cell "$XTP" agent | sed 's|µs/reply|µs/exec|') | $(group "$SPT_RATE")/s, 32 threads each posix_spawnp + waitpid in a loop; their CPU ${SPT_CPU}% | $(ratio "$XT_RATE" "$SPT_RATE") | ≥ 1,000/s: $(verdict_ge "$XT_RATE" 1000) |
 | 9. stdout streaming of \`head -c 1073741824 /dev/zero\`, median of 3 | $ST_MIBS MiB/s (runs: $ST_ALL; $(group "$ST_MSGS") stream messages; agent CPU $ST_SRV_MS ms; client CPU $ST_CLI%$( ((ST_CLI >= 90)) && echo ", client-bound")) | $CP_MIBS MiB/s (runs: $CP_ALL), the same command's pipe copied to TCP by a plain program (its CPU $CP_MS ms; receiver CPU $CP_CLI%) | $(ratio "$ST_MIBS" "$CP_MIBS") | ≥ 60% of the copy: $(verdict_ge "$ST_MIBS" "$(times "$CP_MIBS" 0.6)") |
 | 9. agent peak RSS during the first stream | $ST_PEAK KiB (idle, figure 2: $RSS KiB; peaks of the 3 runs: $ST_PEAKS KiB) | $CP_HWM KiB, the static copier's peak | $(ratio "$ST_PEAK" "$CP_HWM") | — |
+| 10. file upload of 1 GiB: open, $(group "$UP_MSGS") chunks of $UP_CHUNK_KIB KiB ($UP_INFLIGHT in flight), commit with sha256; median of 3 | $UP_MIBS MiB/s (runs: $UP_ALL; agent CPU $UP_MS ms; client CPU $UP_CLI%) | $UC_MIBS MiB/s (runs: $UC_ALL), the same file over plain TCP to a static program that writes and fsyncs it (its CPU $UC_MS ms; sender CPU $UC_CLI%) | $(ratio "$UP_MIBS" "$UC_MIBS") | ≥ 70% of the copy: $(verdict_ge "$UP_MIBS" "$(times "$UC_MIBS" 0.7)") |
+| 10. agent peak RSS during the uploads | $UP_PEAK KiB (the largest of the 3 runs: $UP_PEAKS KiB) | $UC_HWM KiB, the static copier's peak | $(ratio "$UP_PEAK" "$UC_HWM") | ≤ 32 MiB: $(verdict "$UP_PEAK" 32768) |
+| 11. file download of 1 GiB: file.read with stream: true, $(group "$DL_MSGS") stream messages; median of 3 | $DL_MIBS MiB/s (runs: $DL_ALL; agent CPU $DL_MS ms; client CPU $DL_CLI%$( ((DL_CLI >= 90)) && echo ", client-bound")) | $DC_MIBS MiB/s (runs: $DC_ALL), a static program reading the file and writing it to plain TCP (its CPU $DC_MS ms; receiver CPU $DC_CLI%$( ((DC_CLI >= 90)) && echo ", receiver-bound")) | $(ratio "$DL_MIBS" "$DC_MIBS") | ≥ 70% of the copy: $(verdict_ge "$DL_MIBS" "$(times "$DC_MIBS" 0.7)") |
+| 11. agent peak RSS during the downloads | $DL_PEAK KiB (the largest of the 3 runs: $DL_PEAKS KiB) | $DC_HWM KiB, the static copier's peak | $(ratio "$DL_PEAK" "$DC_HWM") | ≤ 32 MiB: $(verdict "$DL_PEAK" 32768) |
 EOF
 cat <<EOF
 
@@ -330,5 +420,26 @@ Notes
   checked against VmRSS sampled every 10 ms; the larger counts. The first run's is the figure: each later
   run starts about 1 MiB higher, because the agent keeps the last --output-buffer-bytes (1 MiB) of each
   finished exec's stdout for reattach. The copier's is its own VmHWM, the largest of its three runs.
-- The agent exited with status $AGENT_RC after SIGTERM (0 = graceful); the agent of 7-9 with $XAGENT_RC.
+- 10, 11: an agent of their own with default settings, its workdir \`$OUT/work\` on the filesystem of the
+  source file \`$SRC\` (1 GiB from /dev/urandom, made once and kept, read into the page cache before the
+  runs). Agent and copier on CPU $SRV_CPU, client and the copier's other end on CPU $CLI_CPU. Three runs of
+  each, alternating, and the median of each; peak RSS is the largest of the three runs (VmHWM reset before
+  each, checked against VmRSS sampled every 10 ms, as in 9).
+- 10: file.upload.open, then chunks in order ($UP_CHUNK_KIB KiB each, read with pread and masked as a
+  WebSocket client must; a new one sent for each reply, $UP_INFLIGHT unanswered at most), each reply's
+  \`received\` checked, then file.upload.commit with the sha256 of the file; the reply must give its size and
+  sha256. Timed from the open request to the commit's reply, which comes after the agent's fsync. The
+  baseline (\`filecopy.c\`, static) reads the connection 64 KiB at a time into a new file, fsyncs it and
+  closes; the sender writes the file in the same $UP_CHUNK_KIB KiB reads, timed from accept until that close.
+  The six files are kept until all six runs are done: in a VM that gives freed memory back to its host,
+  the first write of a gigabyte into memory not used before costs seconds of CPU, and each run should start
+  from the same state, not from what the run just before freed (the copier's CPU shows what that costs).
+- 11: file.read with stream: true; every stream message is checked (the request's id, stream "file",
+  offsets contiguous), every byte compared with the file and written in place over one output file
+  (filled once, before the clock starts, and fdatasync'ed after it stops); the reply must give 1 GiB, the
+  file's sha256 and eof. The baseline (\`filecopy.c\`) reads the file 64 KiB at a time (the agent's chunk) and
+  write()s it to a blocking TCP socket; the receiver is the same code as the agent's client minus the
+  protocol, timed from accept until EOF.
+- The agent exited with status $AGENT_RC after SIGTERM (0 = graceful); the agent of 7-9 with $XAGENT_RC; the
+  agent of 10 and 11 with $FAGENT_RC.
 EOF

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +52,25 @@ int tcp_connect(uint16_t port)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return fd;
+}
+
+/* writev until everything is out; a stall of SO_SNDTIMEO (5 s) without a byte sent ends the run. */
+static void writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			die("write: %s", w < 0 ? strerror(errno) : "short");
+		size_t done = (size_t)w;
+		for (; n && done >= iov->iov_len; iov++, n--)
+			done -= iov->iov_len;
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + done;
+			iov->iov_len -= done;
+		}
+	}
 }
 
 void write_all(int fd, const void *p, size_t n)
@@ -316,6 +336,14 @@ static void w_str(mpw *w, const char *s)
 		w_byte(w, (uint8_t)s[i]);
 }
 
+/* Always as uint64 (0xcf), as in ping. */
+static void w_u64(mpw *w, uint64_t v)
+{
+	w_byte(w, 0xcf);
+	for (int i = 0; i < 8; i++)
+		w_byte(w, (uint8_t)(v >> (56 - 8 * i)));
+}
+
 void conn_send_exec(conn *c, uint64_t id, const char *const *argv, const char *cmd)
 {
 	mpw w = {.n = 0};
@@ -326,9 +354,7 @@ void conn_send_exec(conn *c, uint64_t id, const char *const *argv, const char *c
 		die("too many arguments");
 	w_byte(&w, 0x83);
 	w_str(&w, "id");
-	w_byte(&w, 0xcf); /* as in ping: always uint64 */
-	for (int i = 0; i < 8; i++)
-		w_byte(&w, (uint8_t)(id >> (56 - 8 * i)));
+	w_u64(&w, id);
 	w_str(&w, "op");
 	w_str(&w, "exec");
 	if (argv) {
@@ -342,6 +368,100 @@ void conn_send_exec(conn *c, uint64_t id, const char *const *argv, const char *c
 	}
 	c->want_id = id;
 	send_frame(c, w.b, w.n);
+}
+
+const char WIRE_TRUE[] = "true";
+
+void conn_send_op(conn *c, uint64_t id, const char *op, const char *const *kv)
+{
+	mpw w = {.n = 0};
+	size_t pairs = 0;
+	while (kv && kv[2 * pairs])
+		pairs++;
+	if (pairs > 13) /* a fixmap holds 15 entries, id and op included */
+		die("too many arguments");
+	w_byte(&w, (uint8_t)(0x80 | (pairs + 2)));
+	w_str(&w, "id");
+	w_u64(&w, id);
+	w_str(&w, "op");
+	w_str(&w, op);
+	for (size_t i = 0; i < pairs; i++) {
+		w_str(&w, kv[2 * i]);
+		if (kv[2 * i + 1] == WIRE_TRUE)
+			w_byte(&w, 0xc3);
+		else
+			w_str(&w, kv[2 * i + 1]);
+	}
+	c->want_id = id;
+	send_frame(c, w.b, w.n);
+}
+
+/* XORs p with the mask key; phase is the payload index of p[0]. Eight bytes at a time: byte by byte, masking
+ * a gigabyte would cost the client more than unmasking it costs the agent. */
+static void mask(uint8_t *p, size_t n, const uint8_t key[4], size_t phase)
+{
+	uint8_t k8[8];
+	uint64_t k, v;
+	for (size_t i = 0; i < 8; i++)
+		k8[i] = key[(phase + i) & 3];
+	memcpy(&k, k8, 8);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&v, p + i, 8);
+		v ^= k;
+		memcpy(p + i, &v, 8);
+	}
+	for (; i < n; i++)
+		p[i] ^= k8[i & 7];
+}
+
+/* A masked binary frame's header for a payload of n bytes, in the shortest form (RFC 6455 5.2); its size. */
+static size_t frame_header(uint8_t h[14], uint64_t n, const uint8_t key[4])
+{
+	size_t at = 2;
+	h[0] = 0x82;
+	if (n < 126) {
+		h[1] = (uint8_t)(0x80 | n);
+	} else if (n < 65536) {
+		h[1] = 0x80 | 126;
+		h[at++] = (uint8_t)(n >> 8);
+		h[at++] = (uint8_t)n;
+	} else {
+		h[1] = 0x80 | 127;
+		for (int i = 0; i < 8; i++)
+			h[at++] = (uint8_t)(n >> (56 - 8 * i));
+	}
+	memcpy(h + at, key, 4);
+	return at + 4;
+}
+
+void conn_send_chunk(conn *c, uint64_t id, const char *upload, uint64_t offset, uint8_t *data, size_t len)
+{
+	/* Not all zero: lws skips unmasking for a zero key, which a real client (a browser) never sends. */
+	static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
+	mpw w = {.n = 0};
+	if (len > UINT32_MAX)
+		die("chunk too large");
+	w_byte(&w, 0x85);
+	w_str(&w, "id");
+	w_u64(&w, id);
+	w_str(&w, "op");
+	w_str(&w, "file.upload.chunk");
+	w_str(&w, "upload");
+	w_str(&w, upload);
+	w_str(&w, "offset");
+	w_u64(&w, offset);
+	w_str(&w, "data");
+	w_byte(&w, 0xc6); /* bin32 */
+	for (int i = 0; i < 4; i++)
+		w_byte(&w, (uint8_t)(len >> (24 - 8 * i)));
+	uint8_t h[14];
+	size_t hn = frame_header(h, w.n + len, key);
+	mask(w.b, w.n, key, 0);
+	mask(data, len, key, w.n);
+	/* One writev, so that the small head does not go out as a segment of its own (TCP_NODELAY is on). */
+	struct iovec iov[3] = {{h, hn}, {w.b, w.n}, {data, len}};
+	writev_all(c->fd, iov, 3);
 }
 
 bool conn_fill(conn *c)
@@ -443,12 +563,31 @@ bool msg_is(const msg_info *m, const char *type)
 	return m->type && key_is(m->type, m->type_len, type);
 }
 
-bool msg_result_uint(const msg_info *m, const char *const *path, uint64_t *out)
+/* The value under a path of map keys in the result, or NULL. */
+static const uint8_t *result_at(const msg_info *m, const char *const *path)
 {
 	const uint8_t *v = m->result;
 	for (; v && *path; path++)
 		v = mp_lookup(v, m->end, *path);
+	return v;
+}
+
+bool msg_result_uint(const msg_info *m, const char *const *path, uint64_t *out)
+{
+	const uint8_t *v = result_at(m, path);
 	return v && mp_uint(v, m->end, out);
+}
+
+bool msg_result_str(const msg_info *m, const char *const *path, const char **s, size_t *len)
+{
+	const uint8_t *v = result_at(m, path);
+	return v && mp_str(v, m->end, s, len);
+}
+
+bool msg_result_true(const msg_info *m, const char *const *path)
+{
+	const uint8_t *v = result_at(m, path);
+	return v && v < m->end && *v == 0xc3;
 }
 
 /* Prints the error reply's code and message, if that is what m is. */
@@ -463,6 +602,12 @@ static void die_if_error(const msg_info *m)
 	if ((v = mp_lookup(m->result, m->end, "message")))
 		mp_str(v, m->end, &text, &text_len);
 	die("error reply %.*s: %.*s", (int)code_len, code, (int)text_len, text);
+}
+
+void check_op_reply(conn *c, const msg_info *m)
+{
+	check_reply(c, m);
+	die_if_error(m);
 }
 
 void check_exec_reply(conn *c, const msg_info *m)

@@ -53,6 +53,14 @@ void conn_close(conn *c);
 void conn_send_ping(conn *c, uint64_t id);
 /* {"id": id, "op": "exec", "argv": [argv...]} or, with argv NULL, {"id", "op": "exec", "cmd": cmd}. */
 void conn_send_exec(conn *c, uint64_t id, const char *const *argv, const char *cmd);
+/* Marks a true (bool) value among conn_send_op's string pairs. */
+extern const char WIRE_TRUE[];
+/* {"id": id, "op": op, key: value...}: kv holds key, value pairs, NULL-terminated; every value is a string,
+ * or WIRE_TRUE for true. The request must fit in 1 KiB. */
+void conn_send_op(conn *c, uint64_t id, const char *op, const char *const *kv);
+/* {"id", "op": "file.upload.chunk", "upload", "offset", "data": bin} in one frame. Masks data in place: the
+ * caller's buffer holds garbage afterwards. Does not set want_id: several chunks may be in flight. */
+void conn_send_chunk(conn *c, uint64_t id, const char *upload, uint64_t offset, uint8_t *data, size_t len);
 /* One read(); false at EOF. Nonblocking callers get true and nothing new on EAGAIN. */
 bool conn_fill(conn *c);
 /* Takes the next complete data message out of buf into *m: 1 got one, 0 need more bytes. Answers PINGs and
@@ -63,6 +71,11 @@ void check_reply(conn *c, const msg_info *m);
 bool msg_is(const msg_info *m, const char *type);
 /* An unsigned integer in the reply's result, under a path of map keys (NULL-terminated); false if absent. */
 bool msg_result_uint(const msg_info *m, const char *const *path, uint64_t *out);
+/* A string or a true bool in the reply's result, under a path of map keys; false if absent or another type. */
+bool msg_result_str(const msg_info *m, const char *const *path, const char **s, size_t *len);
+bool msg_result_true(const msg_info *m, const char *const *path);
+/* check_reply, and dies with its code and message if m is an error reply. */
+void check_op_reply(conn *c, const msg_info *m);
 /* Dies unless m is the reply to the exec in flight and says exit code 0 with no output lost. */
 void check_exec_reply(conn *c, const msg_info *m);
 /* Blocking: the next message into *m. Dies when the peer closes, or when nothing came for 10 s (a read that

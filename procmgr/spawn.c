@@ -141,7 +141,8 @@ static int resolve_user(spawn_plan *plan, const char *user, struct passwd **pw_o
 	struct passwd *pw = lookup_user(user);
 	if (!pw)
 		return RA_SPAWN_ERR_USER;
-	plan->switch_user = true;
+	/* running as that user already (a non-root agent naming itself): nothing to switch, nothing to fail */
+	plan->switch_user = pw->pw_uid != geteuid() || pw->pw_gid != getegid();
 	plan->uid = pw->pw_uid;
 	plan->gid = pw->pw_gid;
 	plan->ngroups = SPAWN_MAX_GROUPS;

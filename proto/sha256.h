@@ -2,6 +2,7 @@
 #ifndef RA_SHA256_H
 #define RA_SHA256_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,8 @@ typedef struct {
 
 void ra_sha256_init(ra_sha256 *c);
 void ra_sha256_update(ra_sha256 *c, const void *data, size_t len);
+/* Use the CPU's SHA instructions when it has them (the default), or not (tests compare the two). */
+void ra_sha256_use_hardware(bool on);
 /* 64 lowercase hex digits and a NUL. */
 void ra_sha256_hex(ra_sha256 *c, char out[65]);
 

@@ -291,7 +291,7 @@ static const char *digest_of(const void *data, size_t len, size_t step)
 	return hex;
 }
 
-static void test_sha256_vectors(void)
+static void sha256_vectors(void)
 {
 	CHECK_STR(digest_of("", 0, 1), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	CHECK_STR(digest_of("abc", 3, 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
@@ -303,9 +303,24 @@ static void test_sha256_vectors(void)
 		CHECK_STR(digest_of(a, sizeof(a), step), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
+/* The same vectors through the SHA instructions (where the CPU has them) and through the portable code. */
+static void test_sha256_hardware(void)
+{
+	ra_sha256_use_hardware(true);
+	sha256_vectors();
+}
+
+static void test_sha256_portable(void)
+{
+	ra_sha256_use_hardware(false);
+	sha256_vectors();
+	ra_sha256_use_hardware(true);
+}
+
 int main(void)
 {
-	RUN(test_sha256_vectors);
+	RUN(test_sha256_hardware);
+	RUN(test_sha256_portable);
 	RUN(test_valid_request);
 	RUN(test_large_id);
 	RUN(test_malformed);
