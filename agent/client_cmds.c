@@ -571,12 +571,14 @@ static struct {
 static void download_start(const char *path)
 {
 	ra_sha256_init(&dl.sha);
-	ra_enc *e = client_request(REQUEST_ID, "file.read", 2);
+	ra_enc *e = client_request(REQUEST_ID, "file.read", 3);
 	if (!e)
 		return;
 	ra_enc_str(e, "path");
 	ra_enc_str(e, path);
 	ra_enc_str(e, "stream");
+	ra_enc_bool(e, true);
+	ra_enc_str(e, "sha256"); /* checked against what arrived */
 	ra_enc_bool(e, true);
 	client_send(e);
 }

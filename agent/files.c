@@ -279,17 +279,17 @@ ra_err ra_op_file_list(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 }
 
 static ra_err start_download(ra_session *s, const ra_request *req, const char *path, uint64_t offset,
-			     uint64_t length, bool has_length, ra_why *why);
+			     uint64_t length, bool has_length, bool digest, ra_why *why);
 
 ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
 	char path[RA_FS_PATH_MAX];
 	uint64_t offset = 0, length = UINT64_MAX;
-	bool stream = false;
+	bool stream = false, digest = false;
 	ra_err rc;
 	if ((rc = path_arg(req, "path", path, why)) || (rc = ra_arg_u64(req, "offset", false, INT64_MAX, &offset, why)) ||
 	    (rc = ra_arg_u64(req, "length", false, INT64_MAX, &length, why)) ||
-	    (rc = ra_arg_bool(req, "stream", &stream, why)))
+	    (rc = ra_arg_bool(req, "stream", &stream, why)) || (rc = ra_arg_bool(req, "sha256", &digest, why)))
 		return rc;
 	bool has_length = length != UINT64_MAX;
 	ra_fs_stat st;
@@ -299,7 +299,7 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	if (has_length && length < wanted)
 		wanted = length;
 	if (stream || (r == 0 && st.type == RA_FS_FILE && wanted > RA_FILE_INLINE_MAX))
-		return start_download(s, req, path, offset, length, has_length, why); /* large: in chunks */
+		return start_download(s, req, path, offset, length, has_length, digest, why); /* large: in chunks */
 	/* inline: at most the cap, and no bigger a buffer than the file can fill (unknown sizes, e.g. /proc,
 	 * read up to the cap) */
 	if (length > RA_FILE_INLINE_MAX)
@@ -320,7 +320,16 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 			return ra_fail(why, RA_ERR_INVALID_CONFIG, "read '%s': not a regular file", path);
 		return fs_error(why, r, "read", path);
 	}
-	ra_enc_reply_begin(reply, req->id, 5);
+	ra_enc_reply_begin(reply, req->id, digest ? 6 : 5);
+	if (digest) {
+		char hex[65];
+		ra_sha256 sha;
+		ra_sha256_init(&sha);
+		ra_sha256_update(&sha, buf, got);
+		ra_sha256_hex(&sha, hex);
+		ra_enc_str(reply, "sha256");
+		ra_enc_str(reply, hex);
+	}
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, path);
 	ra_enc_str(reply, "size");
@@ -377,6 +386,7 @@ typedef struct download {
 	char *path;
 	uint64_t start, offset, end, size;
 	bool hit_eof; /* a read returned 0: the real end, whatever the size said */
+	bool digest;  /* sha256 asked for: it costs the agent more CPU than the transfer itself */
 	ra_sha256 sha;
 } download;
 
@@ -416,7 +426,7 @@ static void download_finish(download *d)
 	ra_sha256_hex(&d->sha, hex);
 	ra_enc e;
 	ra_session_enc_init(d->s, &e);
-	ra_enc_reply_begin(&e, d->req_id, 6);
+	ra_enc_reply_begin(&e, d->req_id, d->digest ? 6 : 5);
 	ra_enc_str(&e, "path");
 	ra_enc_str(&e, d->path);
 	ra_enc_str(&e, "size");
@@ -425,8 +435,10 @@ static void download_finish(download *d)
 	ra_enc_u64(&e, d->start);
 	ra_enc_str(&e, "bytes");
 	ra_enc_u64(&e, d->offset - d->start);
-	ra_enc_str(&e, "sha256");
-	ra_enc_str(&e, hex);
+	if (d->digest) {
+		ra_enc_str(&e, "sha256");
+		ra_enc_str(&e, hex);
+	}
 	ra_enc_str(&e, "eof");
 	ra_enc_bool(&e, d->hit_eof || (d->size > 0 && d->offset >= d->size));
 	ra_session_send(d->s, &e);
@@ -474,7 +486,8 @@ static void download_pump(download *d)
 			d->hit_eof = true;
 			break;
 		}
-		ra_sha256_update(&d->sha, chunk_buf, (size_t)n);
+		if (d->digest)
+			ra_sha256_update(&d->sha, chunk_buf, (size_t)n);
 		send_file_chunk(d, (size_t)n);
 		d->offset += (uint64_t)n;
 	}
@@ -483,7 +496,7 @@ static void download_pump(download *d)
 }
 
 static ra_err start_download(ra_session *s, const ra_request *req, const char *path, uint64_t offset,
-			     uint64_t length, bool has_length, ra_why *why)
+			     uint64_t length, bool has_length, bool digest, ra_why *why)
 {
 	int fd = ra_fs_open_regular(path);
 	if (fd == -EINVAL)
@@ -511,6 +524,7 @@ static ra_err start_download(ra_session *s, const ra_request *req, const char *p
 		d->end = has_length ? offset + length : UINT64_MAX;
 	else
 		d->end = offset >= d->size ? offset : has_length && length < d->size - offset ? offset + length : d->size;
+	d->digest = digest;
 	ra_sha256_init(&d->sha);
 	d->next = downloads;
 	downloads = d;

@@ -884,7 +884,8 @@ static int cmd_download(char **argv)
 	check_op_reply(&c, &m);
 	check_result_u64(&m, "size", size);
 	check_result_u64(&m, "bytes", size);
-	check_sha(&m, argv[3]);
+	(void)argv[3]; /* the digest is not asked for (it costs the agent more than the transfer); every byte was
+		       * compared with the source above instead */
 	if (got != size || !msg_result_true(&m, (const char *const[]){"eof", NULL}))
 		die("download: %llu bytes of %llu, or no eof", (unsigned long long)got, (unsigned long long)size);
 	watch_print(&w, got, messages, t1);

@@ -301,7 +301,7 @@ def upload(ws, path, data, chunk=1 << 20, in_flight=8, **open_args):
 def download(ws, path, **args):
     rid = ws.next_id
     ws.next_id += 1
-    ws.send({"id": rid, "op": "file.read", "path": path, "stream": True, **args})
+    ws.send({"id": rid, "op": "file.read", "path": path, "stream": True, "sha256": True, **args})
     h, total, chunks = hashlib.sha256(), 0, []
     while True:
         m = ws.recv_msg()
@@ -374,7 +374,7 @@ def test_1gib_round_trip(agent):
     ws, probe = agent.ws(), agent.ws()
     rid = ws.next_id
     ws.next_id += 1
-    ws.send({"id": rid, "op": "file.read", "path": "gib", "stream": True})
+    ws.send({"id": rid, "op": "file.read", "path": "gib", "stream": True, "sha256": True})
     h, total, slowest_ping = hashlib.sha256(), 0, 0.0
     while True:
         m = ws.recv_msg()
@@ -585,3 +585,18 @@ def test_replaced_file_keeps_its_owner_and_setid_bits_survive(make_agent):
     ws.call("file.write", path="setuid", data=b"#!/bin/sh\n", mode=0o4755)
     st = os.stat(workdir / "setuid")
     assert st.st_uid == 65534 and st_mod.S_IMODE(st.st_mode) == 0o4755
+
+
+def test_sha256_of_a_read_is_on_request(agent):
+    ws = agent.ws()
+    ws.call("file.write", path="h", data=b"abc")
+    assert "sha256" not in ws.call("file.read", path="h")
+    assert ws.call("file.read", path="h", sha256=True)["sha256"] == hashlib.sha256(b"abc").hexdigest()
+    _, result = download(ws, "h")
+    assert result["sha256"] == hashlib.sha256(b"abc").hexdigest()
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "file.read", "path": "h", "stream": True})
+    while (m := ws.recv_msg())["type"] == "stream":
+        pass
+    assert "sha256" not in m["result"] and m["result"]["bytes"] == 3
