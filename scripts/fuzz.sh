@@ -7,7 +7,7 @@ build=$1
 seconds=${2:-20}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$build/crashes"
-for target in decode session_rx; do
+for target in decode session_rx path; do
 	work="$build/corpus-$target"
 	rm -rf "$work"
 	cp -r "$repo/tests/fuzz/corpus/$target" "$work"
