@@ -619,9 +619,14 @@ ra_err ra_op_file_upload_open(ra_session *s, const ra_request *req, ra_enc *repl
 		free(u);
 		return fs_error(why, r, "upload", path);
 	}
+	r = exists ? ra_fs_temp_owner(u->fd, owner_uid, owner_gid) : 0; /* the replaced file keeps its owner */
+	if (r) {
+		ra_fs_temp_discard(u->fd, u->tmp);
+		free(u->path);
+		free(u);
+		return fs_error(why, r, "upload", path);
+	}
 	u->s = s;
-	if (exists) /* the replaced file keeps its owner */
-		ra_fs_temp_owner(u->fd, owner_uid, owner_gid);
 	u->mode = has_mode || !exists ? mode : (uint32_t)existing;
 	u->overwrite = overwrite;
 	u->existed = exists;

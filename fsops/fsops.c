@@ -278,71 +278,6 @@ static void sync_parent(const char *path)
 	}
 }
 
-/* Writes to a fresh temporary file, syncs it, renames it over path; removes it on any failure. A file it
- * replaces keeps its owner (owner, when not NULL). */
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, const struct stat *owner)
-{
-	char tmp[RA_FS_PATH_MAX + 64];
-	int rc = temp_beside(path, tmp, sizeof(tmp));
-	if (rc)
-		return rc;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	rc = write_all(fd, data, len);
-	if (!rc && owner && fchown(fd, owner->st_uid, owner->st_gid) && errno != EPERM)
-		rc = -errno; /* EPERM: an agent that is not root keeps the file its own */
-	if (!rc && fchmod(fd, mode)) /* the umask must not narrow what was asked for (fchown cleared set-id) */
-		rc = -errno;
-	if (!rc && fsync(fd))
-		rc = -errno;
-	if (close(fd) && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
-	else
-		sync_parent(path);
-	return rc;
-}
-
-int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, bool set_mode, bool append,
-		bool mkdirs, bool *created)
-{
-	char dir[RA_FS_PATH_MAX];
-	int rc = parent_dir(path, dir, sizeof(dir));
-	if (!rc && mkdirs)
-		rc = ra_fs_mkdir(dir, 0755, true);
-	if (rc)
-		return rc;
-	struct stat s;
-	bool exists = stat(path, &s) == 0;
-	if (exists && S_ISDIR(s.st_mode))
-		return -EISDIR;
-	if (exists && append && !S_ISREG(s.st_mode))
-		return -EINVAL; /* a FIFO or a device: not something to append a file's bytes to */
-	*created = !exists;
-	mode_t m = set_mode || !exists ? (mode & 07777) : (s.st_mode & 07777);
-	if (!append)
-		return write_atomic(path, data, len, m, exists ? &s : NULL);
-	/* O_NONBLOCK: a FIFO must not hold the agent; only a regular file is appended to */
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, m);
-	if (fd < 0)
-		return -errno;
-	struct stat now;
-	rc = fstat(fd, &now) ? -errno : !S_ISREG(now.st_mode) ? -EINVAL : 0;
-	if (!rc && !exists && fchmod(fd, m))
-		rc = -errno;
-	if (!rc)
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	if (!rc)
-		rc = write_all(fd, data, len);
-	if (close(fd) && !rc)
-		rc = -errno;
-	return rc;
-}
-
 /* ---- streamed writes ---- */
 
 int ra_fs_temp_create(const char *path, mode_t mode, char *tmp, size_t cap)
@@ -361,10 +296,11 @@ void ra_fs_start_writeback(int fd, uint64_t offset, uint64_t len)
 	sync_file_range(fd, (off_t)offset, (off_t)len, SYNC_FILE_RANGE_WRITE); /* a hint: failure is harmless */
 }
 
-void ra_fs_temp_owner(int fd, uid_t uid, gid_t gid)
+int ra_fs_temp_owner(int fd, uid_t uid, gid_t gid)
 {
-	if (fchown(fd, uid, gid)) /* best effort */
-		return;
+	if (fchown(fd, uid, gid) && errno != EPERM) /* EPERM: an agent that is not root keeps it its own */
+		return -errno;
+	return 0;
 }
 
 void ra_fs_temp_discard(int fd, const char *tmp)
@@ -411,6 +347,64 @@ int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *ex
 	*uid = *exists ? s.st_uid : 0;
 	*gid = *exists ? s.st_gid : 0;
 	return 0;
+}
+
+/* ---- whole writes ---- */
+
+/* A temporary file, synced and renamed over path (ra_fs_temp_*): readers see the old content or the new,
+ * never half; a failure leaves the old one. A file it replaces keeps its owner. */
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool replaces, uid_t uid,
+			gid_t gid)
+{
+	char tmp[RA_FS_PATH_MAX + 64];
+	int fd = ra_fs_temp_create(path, mode, tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	int rc = write_all(fd, data, len);
+	if (!rc && replaces)
+		rc = ra_fs_temp_owner(fd, uid, gid);
+	if (rc) {
+		ra_fs_temp_discard(fd, tmp);
+		return rc;
+	}
+	return ra_fs_temp_commit(fd, tmp, path, mode, true); /* sets the exact mode (the fchown cleared set-id) */
+}
+
+static int append_to(const char *path, const void *data, size_t len, mode_t mode, bool exists)
+{
+	/* Only a regular file takes appended bytes. Asked before opening, since opening a FIFO for writing can
+	 * fail (ENXIO) or wait; and O_NONBLOCK meanwhile, in case one took the file's place since. */
+	struct stat s;
+	if (exists && stat(path, &s) == 0 && !S_ISREG(s.st_mode))
+		return -EINVAL;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, mode);
+	if (fd < 0)
+		return -errno;
+	int rc = fstat(fd, &s) ? -errno : !S_ISREG(s.st_mode) ? -EINVAL : 0;
+	if (!rc && !exists && fchmod(fd, mode)) /* the umask must not narrow what was asked for */
+		rc = -errno;
+	if (!rc && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+		rc = -errno;
+	if (!rc)
+		rc = write_all(fd, data, len);
+	if (close(fd) && !rc)
+		rc = -errno;
+	return rc;
+}
+
+int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, bool set_mode, bool append,
+		bool mkdirs, bool *created)
+{
+	bool exists;
+	mode_t existing;
+	uid_t uid;
+	gid_t gid;
+	int rc = ra_fs_prepare_target(path, mkdirs, &exists, &existing, &uid, &gid);
+	if (rc)
+		return rc;
+	*created = !exists;
+	mode_t m = set_mode || !exists ? (mode & 07777) : existing;
+	return append ? append_to(path, data, len, m, exists) : write_atomic(path, data, len, m, exists, uid, gid);
 }
 
 /* ---- move ---- */

@@ -72,8 +72,9 @@ void ra_fs_start_writeback(int fd, uint64_t offset, uint64_t len);
 /* fchmod, fsync, close, rename over path (without overwrite: -EEXIST if path exists). The temporary file is
  * gone afterwards, whether this succeeded or not. */
 int ra_fs_temp_commit(int fd, const char *tmp, const char *path, mode_t mode, bool overwrite);
-/* Gives the temporary file the owner of the file it will replace (EPERM ignored: a non-root agent). */
-void ra_fs_temp_owner(int fd, uid_t uid, gid_t gid);
+/* Gives the temporary file the owner of the file it will replace; 0, or -errno (EPERM counts as done: an
+ * agent that is not root keeps the file its own). */
+int ra_fs_temp_owner(int fd, uid_t uid, gid_t gid);
 void ra_fs_temp_discard(int fd, const char *tmp);
 /* The parent directory of path must exist (or is created with mkdirs) and path must not be a directory. */
 int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *existing_mode, uid_t *uid,
