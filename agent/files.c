@@ -278,8 +278,8 @@ ra_err ra_op_file_list(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	return RA_OK;
 }
 
-static ra_err start_download(ra_session *s, const ra_request *req, const char *path, uint64_t offset,
-			     uint64_t length, bool has_length, bool digest, ra_why *why);
+static ra_err start_download(ra_session *s, const ra_request *req, int fd, uint64_t size, const char *path,
+			     uint64_t offset, uint64_t length, bool has_length, bool digest, ra_why *why);
 
 ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
@@ -292,32 +292,37 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	    (rc = ra_arg_bool(req, "stream", &stream, why)) || (rc = ra_arg_bool(req, "sha256", &digest, why)))
 		return rc;
 	bool has_length = length != UINT64_MAX;
-	ra_fs_stat st;
-	int r = ra_fs_stat_path(path, true, &st);
-	ra_fs_stat_free(&st);
-	uint64_t wanted = r == 0 && st.size > offset ? st.size - offset : 0;
+	int fd = ra_fs_open_regular(path); /* opened once: what is measured is what is read */
+	if (fd == -EINVAL)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "read '%s': not a regular file", path);
+	if (fd < 0)
+		return fs_error(why, fd, "read", path);
+	struct stat st;
+	if (fstat(fd, &st)) {
+		int err = errno;
+		close(fd);
+		return fs_error(why, -err, "read", path);
+	}
+	uint64_t size = (uint64_t)st.st_size;
+	uint64_t wanted = size > offset ? size - offset : 0;
 	if (has_length && length < wanted)
 		wanted = length;
-	if (stream || (r == 0 && st.type == RA_FS_FILE && wanted > RA_FILE_INLINE_MAX))
-		return start_download(s, req, path, offset, length, has_length, digest, why); /* large: in chunks */
-	/* inline: at most the cap, and no bigger a buffer than the file can fill (unknown sizes, e.g. /proc,
-	 * read up to the cap) */
+	if (stream || wanted > RA_FILE_INLINE_MAX) /* large: in chunks */
+		return start_download(s, req, fd, size, path, offset, length, has_length, digest, why);
+	/* inline: at most the cap, and no bigger a buffer than the file can fill; a size that says nothing
+	 * (0: empty, past the end, or /proc) gets a small one */
 	if (length > RA_FILE_INLINE_MAX)
 		length = RA_FILE_INLINE_MAX;
-	if (r == 0 && st.type == RA_FS_FILE && wanted > 0 && wanted < length)
+	if (wanted > 0 && wanted < length)
 		length = wanted;
-	else if (r == 0 && wanted == 0 && length > RA_FILE_UNSIZED_READ) /* empty, past its end, or unsized */
+	else if (wanted == 0 && length > RA_FILE_UNSIZED_READ)
 		length = RA_FILE_UNSIZED_READ;
 	uint8_t *buf = malloc(length ? (size_t)length : 1);
-	if (!buf)
-		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
-	size_t got;
-	uint64_t size;
-	r = ra_fs_read(path, offset, (size_t)length, buf, &got, &size);
+	size_t got = 0;
+	int r = buf ? ra_fs_pread(fd, offset, (size_t)length, buf, &got) : -ENOMEM;
+	close(fd);
 	if (r) {
 		free(buf);
-		if (r == -EINVAL)
-			return ra_fail(why, RA_ERR_INVALID_CONFIG, "read '%s': not a regular file", path);
 		return fs_error(why, r, "read", path);
 	}
 	ra_enc_reply_begin(reply, req->id, digest ? 6 : 5);
@@ -495,20 +500,10 @@ static void download_pump(download *d)
 		download_finish(d);
 }
 
-static ra_err start_download(ra_session *s, const ra_request *req, const char *path, uint64_t offset,
-			     uint64_t length, bool has_length, bool digest, ra_why *why)
+/* Takes fd (the opened regular file of `size` bytes). */
+static ra_err start_download(ra_session *s, const ra_request *req, int fd, uint64_t size, const char *path,
+			     uint64_t offset, uint64_t length, bool has_length, bool digest, ra_why *why)
 {
-	int fd = ra_fs_open_regular(path);
-	if (fd == -EINVAL)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "read '%s': not a regular file", path);
-	if (fd < 0)
-		return fs_error(why, fd, "read", path);
-	struct stat st;
-	if (fstat(fd, &st)) {
-		int err = errno;
-		close(fd);
-		return fs_error(why, -err, "read", path);
-	}
 	download *d = calloc(1, sizeof(*d));
 	if (!d || !(d->path = strdup(path))) {
 		free(d);
@@ -518,7 +513,7 @@ static ra_err start_download(ra_session *s, const ra_request *req, const char *p
 	d->s = s;
 	d->req_id = req->id;
 	d->fd = fd;
-	d->size = (uint64_t)st.st_size;
+	d->size = size;
 	d->start = d->offset = offset;
 	if (d->size == 0) /* unsized (/proc): read to the end, or to length */
 		d->end = has_length ? offset + length : UINT64_MAX;

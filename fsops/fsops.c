@@ -490,26 +490,18 @@ int ra_fs_open_regular(const char *path)
 	return fd;
 }
 
-int ra_fs_read(const char *path, uint64_t offset, size_t len, uint8_t *dst, size_t *got, uint64_t *size)
+int ra_fs_pread(int fd, uint64_t offset, size_t len, uint8_t *dst, size_t *got)
 {
-	int fd = ra_fs_open_regular(path);
-	if (fd < 0)
-		return fd;
-	struct stat s;
-	int rc = fstat(fd, &s) ? -errno : 0;
 	*got = 0;
-	*size = (uint64_t)s.st_size;
-	while (!rc && *got < len) {
+	while (*got < len) {
 		ssize_t n = pread(fd, dst + *got, len - *got, (off_t)(offset + *got));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			rc = -errno;
-		else if (n == 0)
+			return -errno;
+		if (n == 0)
 			break;
-		else
-			*got += (size_t)n;
+		*got += (size_t)n;
 	}
-	close(fd);
-	return rc;
+	return 0;
 }

@@ -82,8 +82,8 @@ int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *ex
 
 /* Opens a regular file for reading (never blocks on a FIFO): fd, -EISDIR, -EINVAL (not a regular file). */
 int ra_fs_open_regular(const char *path);
-/* Up to len bytes from offset into dst; *got is what was read, *size the file's size. */
-int ra_fs_read(const char *path, uint64_t offset, size_t len, uint8_t *dst, size_t *got, uint64_t *size);
+/* Up to len bytes from offset into dst (fewer only at the end); *got is what was read. */
+int ra_fs_pread(int fd, uint64_t offset, size_t len, uint8_t *dst, size_t *got);
 /* Writes data as the whole content (atomic: old content or new, never half), or appended. mode applies to
  * a new file (an existing one keeps its mode unless set_mode); mkdirs creates missing parents. */
 int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, bool set_mode, bool append,
