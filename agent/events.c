@@ -6,8 +6,6 @@
 
 static uint64_t last_seq;
 
-uint64_t ra_events_last_seq(void) { return last_seq; }
-
 /* "exec.*" matches "exec.started"; "*" matches everything; otherwise the name exactly. */
 static bool pattern_matches(const char *pattern, const char *name)
 {

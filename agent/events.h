@@ -14,7 +14,6 @@ typedef void (*ra_event_fill_fn)(ra_enc *e, const void *ctx);
 
 /* {type:"event", event:name, seq, ts, ...fields}. Returns the seq given to the event. */
 uint64_t ra_events_emit(const char *name, uint32_t fields, ra_event_fill_fn fill, const void *ctx);
-uint64_t ra_events_last_seq(void);
 
 ra_err ra_op_subscribe(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
 ra_err ra_op_unsubscribe(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);

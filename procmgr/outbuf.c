@@ -45,31 +45,6 @@ static int grow_for(ra_outbuf *b, uint64_t end)
 	return 0;
 }
 
-int ra_outbuf_write(ra_outbuf *b, const void *p, size_t n)
-{
-	const uint8_t *src = p;
-	if (n == 0 || b->cap == 0) {
-		b->total += n;
-		return 0;
-	}
-	if (n > b->cap) { /* only the last cap bytes can be kept */
-		b->total += n - b->cap;
-		src += n - b->cap;
-		n = b->cap;
-	}
-	if (grow_for(b, b->total + n))
-		return -ENOMEM;
-	while (n) {
-		size_t at = (size_t)(b->total % b->cap);
-		size_t run = b->cap - at < n ? b->cap - at : n;
-		memcpy(b->data + at, src, run);
-		src += run;
-		n -= run;
-		b->total += run;
-	}
-	return 0;
-}
-
 size_t ra_outbuf_reserve(ra_outbuf *b, size_t max, uint8_t **p)
 {
 	if (b->cap == 0)

@@ -26,8 +26,6 @@ void ra_outbuf_free(ra_outbuf *b);
 uint64_t ra_outbuf_oldest(const ra_outbuf *b);
 /* Bytes that may be written without overwriting offsets at or after `hold` (unbounded for NO_HOLD). */
 size_t ra_outbuf_space(const ra_outbuf *b, uint64_t hold);
-/* Appends n bytes, overwriting the oldest when full. 0, or -ENOMEM (nothing written). */
-int ra_outbuf_write(ra_outbuf *b, const void *p, size_t n);
 /* Room for the next bytes, for reading straight into the ring: up to max contiguous bytes at *p (0 when
  * memory ran out). Then ra_outbuf_commit with what was filled. */
 size_t ra_outbuf_reserve(ra_outbuf *b, size_t max, uint8_t **p);

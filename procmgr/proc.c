@@ -119,7 +119,6 @@ static ra_proc *find_running_pid(pid_t pid)
 ra_proc *ra_proc_first(void) { return table_head; }
 char *ra_proc_describe(const ra_spawn_opts *opts) { return spawn_describe(opts); }
 ra_proc *ra_proc_next(const ra_proc *p) { return p->next; }
-size_t ra_proc_count_live(void) { return live_count; }
 unsigned long ra_procmgr_orphans_reaped(void) { return orphans_reaped; }
 
 static void proc_free(ra_proc *p)

@@ -122,7 +122,6 @@ char *ra_proc_describe(const ra_spawn_opts *opts);
 ra_proc *ra_proc_find(const char *id);
 ra_proc *ra_proc_first(void);
 ra_proc *ra_proc_next(const ra_proc *p);
-size_t ra_proc_count_live(void);
 unsigned long ra_procmgr_orphans_reaped(void);
 
 /* A reference keeps a DONE process from being evicted. */
