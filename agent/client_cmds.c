@@ -710,6 +710,15 @@ static void upload_message(const msgpack_object_map *m)
 	client_finish(0);
 }
 
+/* A copy that did not complete leaves nothing behind: the partial local file goes with the process. */
+static void remove_partial_download(void)
+{
+	if (dl.fd >= 0 && dl.local) {
+		close(dl.fd);
+		unlink(dl.local_tmp);
+	}
+}
+
 static int cp_parse(int argc, char **argv)
 {
 	if (two_paths_parse(argc, argv))
@@ -728,6 +737,7 @@ static void cp_start(void)
 			client_fail("INVALID_CONFIG", strerror(errno));
 			return;
 		}
+		atexit(remove_partial_download);
 		download_start(fs_args[0] + 1);
 		return;
 	}

@@ -129,5 +129,9 @@ def test_file_commands(agent, tmp_path):
     assert client("rm", "-r", "up", env=env).returncode == 0
     r = client("ls", env=env)
     assert r.returncode == 0 and r.stdout == ""
+    missing = tmp_path / "missing.bin"
+    r = client("cp", ":no/such/file", str(missing), env=env)
+    assert r.returncode == 1 and "NOT_FOUND" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["back.bin", "src.bin"]  # no partial file left behind
     assert client("cp", "a", "b", env=env).returncode == 2  # neither side on the agent
     assert client("cp", ":a", ":b", env=env).returncode == 2
