@@ -19,25 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void fail(const char *what)
-{
-	fprintf(stderr, "filecopy: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int connect_port(const char *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
-		fail("connect");
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* as lws sets it on the agent's sockets */
-	struct timeval tv = {.tv_sec = 5}; /* a peer that stops must end the run, not hang it */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return fd;
-}
+#include "baseline.h"
 
 static void write_all(int fd, const char *p, size_t n, const char *what)
 {
@@ -83,6 +65,7 @@ static unsigned long hwm_kib(void)
 
 int main(int argc, char **argv)
 {
+	baseline_name = "filecopy";
 	if (argc != 4 || (strcmp(argv[1], "send") && strcmp(argv[1], "recv"))) {
 		fprintf(stderr, "usage: filecopy send|recv FILE PORT\n");
 		return 2;

@@ -18,26 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "baseline.h"
+
 extern char **environ;
-
-static void fail(const char *what)
-{
-	fprintf(stderr, "pipecopy: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int connect_port(const char *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
-		fail("connect");
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* as lws sets it on the agent's sockets */
-	struct timeval tv = {.tv_sec = 5}; /* a receiver that stops reading must end the run, not hang it */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return fd;
-}
 
 /* The command with stdout on the pipe's write end and stdin on /dev/null, as the agent starts it. */
 static pid_t start(const char *cmd, int out_w)
@@ -83,6 +66,7 @@ static unsigned long hwm_kib(void)
 
 int main(int argc, char **argv)
 {
+	baseline_name = "pipecopy";
 	static char buf[65536];
 	if (argc != 3) {
 		fprintf(stderr, "usage: pipecopy SHELL_COMMAND PORT\n");
