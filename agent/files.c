@@ -17,11 +17,22 @@ static ra_agent *agent;
 
 void ra_files_init(ra_agent *a) { agent = a; }
 
-/* What the agent creates belongs to the default user, when one is configured (best effort: an agent that is
- * not root cannot give files away, and then they stay its own). */
-static void give_to_default_user(const char *path, uint32_t mode)
+/* What the agent creates belongs to the default user, when one is configured; NULL: to the agent. */
+static const ra_fs_owner *default_owner(void)
 {
+	static ra_fs_owner owner;
 	if (!agent->config->default_user[0])
+		return NULL;
+	owner.uid = agent->config->default_uid;
+	owner.gid = agent->config->default_gid;
+	return &owner;
+}
+
+/* A directory made by mkdir is given away after it exists (best effort: an agent that is not root cannot
+ * give it away, and then it stays its own). */
+static void give_dir_to_default_user(const char *path, uint32_t mode)
+{
+	if (!default_owner())
 		return;
 	ra_fs_chown(path, agent->config->default_uid, agent->config->default_gid);
 	if (mode & 06000) /* a chown clears set-user-ID and set-group-ID: put back what was asked for */
@@ -155,7 +166,7 @@ ra_err ra_op_file_mkdir(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	if (r)
 		return fs_error(why, r, "mkdir", path);
 	if (!existed)
-		give_to_default_user(path, mode);
+		give_dir_to_default_user(path, mode);
 	ra_enc_reply_begin(reply, req->id, 2);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, path);
@@ -364,13 +375,11 @@ ra_err ra_op_file_write(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	if (!present)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "data is required (bin or string; empty for an empty file)");
 	bool created;
-	int r = ra_fs_write(path, data, len, mode, has_mode, append, mkdirs, &created);
+	int r = ra_fs_write(path, data, len, mode, has_mode, append, mkdirs, default_owner(), &created);
 	if (r == -EINVAL)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "write '%s': not a regular file", path);
 	if (r)
 		return fs_error(why, r, "write", path);
-	if (created)
-		give_to_default_user(path, has_mode ? mode : 0);
 	ra_enc_reply_begin(reply, req->id, 3);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, path);
@@ -614,7 +623,12 @@ ra_err ra_op_file_upload_open(ra_session *s, const ra_request *req, ra_enc *repl
 		free(u);
 		return fs_error(why, r, "upload", path);
 	}
-	r = exists ? ra_fs_temp_owner(u->fd, owner_uid, owner_gid) : 0; /* the replaced file keeps its owner */
+	/* the replaced file keeps its owner; a new one is the default user's, before it has a name */
+	const ra_fs_owner *fresh = default_owner();
+	if (exists)
+		r = ra_fs_temp_owner(u->fd, owner_uid, owner_gid);
+	else
+		r = fresh ? ra_fs_temp_owner(u->fd, fresh->uid, fresh->gid) : 0;
 	if (r) {
 		ra_fs_temp_discard(u->fd, u->tmp);
 		free(u->path);
@@ -698,8 +712,6 @@ ra_err ra_op_file_upload_commit(ra_session *s, const ra_request *req, ra_enc *re
 		upload_free(u, false);
 		return rc;
 	}
-	if (!u->existed)
-		give_to_default_user(u->path, u->mode);
 	ra_enc_reply_begin(reply, req->id, 4);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, u->path);

@@ -353,16 +353,15 @@ int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *ex
 
 /* A temporary file, synced and renamed over path (ra_fs_temp_*): readers see the old content or the new,
  * never half; a failure leaves the old one. A file it replaces keeps its owner. */
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool replaces, uid_t uid,
-			gid_t gid)
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, const ra_fs_owner *owner)
 {
 	char tmp[RA_FS_PATH_MAX + 64];
 	int fd = ra_fs_temp_create(path, mode, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
 	int rc = write_all(fd, data, len);
-	if (!rc && replaces)
-		rc = ra_fs_temp_owner(fd, uid, gid);
+	if (!rc && owner)
+		rc = ra_fs_temp_owner(fd, owner->uid, owner->gid);
 	if (rc) {
 		ra_fs_temp_discard(fd, tmp);
 		return rc;
@@ -370,7 +369,8 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 	return ra_fs_temp_commit(fd, tmp, path, mode, true); /* sets the exact mode (the fchown cleared set-id) */
 }
 
-static int append_to(const char *path, const void *data, size_t len, mode_t mode, bool exists)
+static int append_to(const char *path, const void *data, size_t len, mode_t mode, bool exists,
+		     const ra_fs_owner *new_owner)
 {
 	/* Only a regular file takes appended bytes. Asked before opening, since opening a FIFO for writing can
 	 * fail (ENXIO) or wait; and O_NONBLOCK meanwhile, in case one took the file's place since. */
@@ -381,6 +381,8 @@ static int append_to(const char *path, const void *data, size_t len, mode_t mode
 	if (fd < 0)
 		return -errno;
 	int rc = fstat(fd, &s) ? -errno : !S_ISREG(s.st_mode) ? -EINVAL : 0;
+	if (!rc && !exists && new_owner)
+		rc = ra_fs_temp_owner(fd, new_owner->uid, new_owner->gid);
 	if (!rc && !exists && fchmod(fd, mode)) /* the umask must not narrow what was asked for */
 		rc = -errno;
 	if (!rc && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
@@ -393,7 +395,7 @@ static int append_to(const char *path, const void *data, size_t len, mode_t mode
 }
 
 int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, bool set_mode, bool append,
-		bool mkdirs, bool *created)
+		bool mkdirs, const ra_fs_owner *new_owner, bool *created)
 {
 	bool exists;
 	mode_t existing;
@@ -404,7 +406,10 @@ int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, boo
 		return rc;
 	*created = !exists;
 	mode_t m = set_mode || !exists ? (mode & 07777) : existing;
-	return append ? append_to(path, data, len, m, exists) : write_atomic(path, data, len, m, exists, uid, gid);
+	ra_fs_owner replaced = {uid, gid};
+	if (append)
+		return append_to(path, data, len, m, exists, new_owner);
+	return write_atomic(path, data, len, m, exists ? &replaced : new_owner);
 }
 
 /* ---- move ---- */

@@ -84,9 +84,17 @@ int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *ex
 int ra_fs_open_regular(const char *path);
 /* Up to len bytes from offset into dst (fewer only at the end); *got is what was read. */
 int ra_fs_pread(int fd, uint64_t offset, size_t len, uint8_t *dst, size_t *got);
+/* Who a new file belongs to. */
+typedef struct {
+	uid_t uid;
+	gid_t gid;
+} ra_fs_owner;
+
 /* Writes data as the whole content (atomic: old content or new, never half), or appended. mode applies to
- * a new file (an existing one keeps its mode unless set_mode); mkdirs creates missing parents. */
+ * a new file (an existing one keeps its mode unless set_mode); mkdirs creates missing parents. A replaced
+ * file keeps its owner; a new one gets new_owner (NULL: the agent's). The owner is set before the mode,
+ * and before the file appears under its name. */
 int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, bool set_mode, bool append,
-		bool mkdirs, bool *created);
+		bool mkdirs, const ra_fs_owner *new_owner, bool *created);
 
 #endif
