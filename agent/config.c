@@ -35,6 +35,12 @@ void ra_config_usage(FILE *out)
 		"  --max-processes N     processes alive at once [RUNRA_AGENT_MAX_PROCESSES], default %u\n"
 		"  --output-buffer-bytes N  output kept per process and stream for reattach\n"
 		"                        [RUNRA_AGENT_OUTPUT_BUFFER_BYTES], default %u\n"
+		"  --event-ring-events N  events kept for subscribers that reconnect or fall behind\n"
+		"                        [RUNRA_AGENT_EVENT_RING_EVENTS], default %u\n"
+		"  --event-ring-bytes N  and at most this many bytes of them [RUNRA_AGENT_EVENT_RING_BYTES],\n"
+		"                        default %u\n"
+		"  --workdir-watch yes|no  watch the workdir for file events from the start\n"
+		"                        [RUNRA_AGENT_WORKDIR_WATCH], default yes\n"
 		"  --default-user USER   run processes as USER unless a request names one, and give USER the\n"
 		"                        files and directories the agent creates [RUNRA_AGENT_DEFAULT_USER]\n"
 		"  -h, --help            this text\n"
@@ -42,7 +48,8 @@ void ra_config_usage(FILE *out)
 		"RUNRA_SANDBOX_* variables (e.g. RUNRA_SANDBOX_ID) are reported to clients as sandbox metadata.\n"
 		"Exit codes: 0 after a graceful shutdown, 1 on a runtime failure, 2 on bad configuration.\n",
 		RA_DEFAULT_PORT, RA_DEFAULT_WORKDIR, RA_MAX_MESSAGE_BYTES_DEFAULT, RA_MAX_CONNECTIONS_DEFAULT,
-		RA_WS_KEEPALIVE_S_DEFAULT, RA_MAX_PROCESSES_DEFAULT, RA_OUTPUT_BUFFER_BYTES_DEFAULT);
+		RA_WS_KEEPALIVE_S_DEFAULT, RA_MAX_PROCESSES_DEFAULT, RA_OUTPUT_BUFFER_BYTES_DEFAULT,
+		RA_EVENT_RING_EVENTS_DEFAULT, RA_EVENT_RING_BYTES_DEFAULT);
 }
 
 int ra_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -196,6 +203,9 @@ static void set_defaults(ra_config *c)
 	c->keepalive_s = RA_WS_KEEPALIVE_S_DEFAULT;
 	c->max_processes = RA_MAX_PROCESSES_DEFAULT;
 	c->output_buffer_bytes = RA_OUTPUT_BUFFER_BYTES_DEFAULT;
+	c->event_ring_events = RA_EVENT_RING_EVENTS_DEFAULT;
+	c->event_ring_bytes = RA_EVENT_RING_BYTES_DEFAULT;
+	c->watch_workdir = true;
 }
 
 /* Resolved now, from the image's /etc/passwd: an unknown user is bad configuration, not a later surprise. */
@@ -258,6 +268,21 @@ static int apply(ra_config *c, int opt, const char *v, FILE *err)
 			return bad(err, "--output-buffer-bytes must be between 4096 and 67108864, got", v);
 		c->output_buffer_bytes = (uint32_t)n;
 		return 0;
+	case 'E':
+		if (ra_parse_uint(v, RA_EVENT_RING_EVENTS_MIN, RA_EVENT_RING_EVENTS_MAX, &n))
+			return bad(err, "--event-ring-events must be between 16 and 4194304, got", v);
+		c->event_ring_events = (uint32_t)n;
+		return 0;
+	case 'B':
+		if (ra_parse_uint(v, RA_EVENT_RING_BYTES_MIN, RA_EVENT_RING_BYTES_MAX, &n))
+			return bad(err, "--event-ring-bytes must be between 65536 and 1073741824, got", v);
+		c->event_ring_bytes = (uint32_t)n;
+		return 0;
+	case 'W':
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return bad(err, "--workdir-watch must be yes or no, got", v);
+		c->watch_workdir = strcmp(v, "yes") == 0;
+		return 0;
 	}
 	return bad(err, "unknown setting", NULL);
 }
@@ -271,7 +296,8 @@ static int apply_env(ra_config *c, FILE *err)
 		    {"RUNRA_AGENT_LOG_LEVEL", 'L'},      {"RUNRA_AGENT_MAX_MESSAGE_BYTES", 'm'},
 		    {"RUNRA_AGENT_MAX_CONNECTIONS", 'c'},  {"RUNRA_AGENT_KEEPALIVE_SECONDS", 'k'},
 		    {"RUNRA_AGENT_MAX_PROCESSES", 'P'},    {"RUNRA_AGENT_OUTPUT_BUFFER_BYTES", 'O'},
-		    {"RUNRA_AGENT_DEFAULT_USER", 'U'}};
+		    {"RUNRA_AGENT_DEFAULT_USER", 'U'},     {"RUNRA_AGENT_EVENT_RING_EVENTS", 'E'},
+		    {"RUNRA_AGENT_EVENT_RING_BYTES", 'B'}, {"RUNRA_AGENT_WORKDIR_WATCH", 'W'}};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *v = getenv(vars[i].name);
 		if (v && *v && apply(c, vars[i].opt, v, err))
@@ -315,7 +341,8 @@ ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
 		{"log-level", required_argument, NULL, 'L'},   {"max-message-bytes", required_argument, NULL, 'm'},
 		{"max-connections", required_argument, NULL, 'c'}, {"keepalive-seconds", required_argument, NULL, 'k'},
 		{"max-processes", required_argument, NULL, 'P'}, {"output-buffer-bytes", required_argument, NULL, 'O'},
-		{"default-user", required_argument, NULL, 'U'},
+		{"default-user", required_argument, NULL, 'U'}, {"event-ring-events", required_argument, NULL, 'E'},
+		{"event-ring-bytes", required_argument, NULL, 'B'}, {"workdir-watch", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	set_defaults(c);

@@ -36,6 +36,9 @@ typedef struct {
 	uint32_t keepalive_s; /* WebSocket PING after this much silence; hang-up at 2x + 5 s */
 	uint32_t max_processes;       /* live processes */
 	uint32_t output_buffer_bytes; /* retained output per process and stream */
+	uint32_t event_ring_events;   /* events kept for replay, at most this many */
+	uint32_t event_ring_bytes;    /* and this many bytes */
+	bool watch_workdir;           /* the workdir is watched from the start */
 	char default_user[64];        /* "" for none: processes run as the agent, files are the agent's */
 	uint32_t default_uid, default_gid;
 	ra_sandbox_meta sandbox[RA_MAX_SANDBOX_META];

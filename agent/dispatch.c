@@ -11,6 +11,7 @@
 #include "files.h"
 #include "log.h"
 #include "pid1.h"
+#include "watches.h"
 
 /* Writes the reply and returns RA_OK, returns an error code with its reason in why, or returns
  * RA_REPLY_LATER when the reply will come from elsewhere (a long-running request). */
@@ -43,7 +44,7 @@ static const op_entry op_table[] = {
 	{"file.mkdir", ra_op_file_mkdir}, {"file.delete", ra_op_file_delete}, {"file.move", ra_op_file_move},
 	{"file.chmod", ra_op_file_chmod},
 	/* events */
-	{"watch.add", NULL}, {"watch.remove", NULL}, {"watch.list", NULL}, {"subscribe", ra_op_subscribe},
+	{"watch.add", ra_op_watch_add}, {"watch.remove", ra_op_watch_remove}, {"watch.list", ra_op_watch_list}, {"subscribe", ra_op_subscribe},
 	{"unsubscribe", ra_op_unsubscribe},
 	/* ports */
 	{"port.expose", NULL}, {"port.list", NULL}, {"port.close", NULL}, {"port.connect", NULL},
@@ -65,12 +66,14 @@ void ra_dispatch_session_drained(ra_session *s)
 	if (s->attachments)
 		ra_exec_session_drained(s);
 	ra_files_session_drained(s);
+	ra_events_session_drained(s);
 }
 
 void ra_dispatch_session_closed(ra_session *s)
 {
 	ra_exec_session_closed(s);
 	ra_files_session_closed(s);
+	ra_events_session_closed(s);
 }
 
 static const op_entry *op_find(const ra_request *req)

@@ -1,10 +1,164 @@
 #include "events.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../fsops/fsops.h"
+#include "../proto/ra_limits.h"
 #include "agent.h"
+#include "log.h"
 
-static uint64_t last_seq;
+/* ---- the ring ---- */
+
+typedef struct {
+	uint64_t seq;
+	size_t size; /* bytes counted against the ring */
+	const char *name, *path, *path2, *proc;
+	uint32_t len;
+	uint8_t msg[]; /* the encoded message, then the strings */
+} ev_entry;
+
+static struct {
+	ev_entry **slots;
+	size_t cap, head, count, bytes;
+	uint32_t max_events;
+	size_t max_bytes;
+	uint64_t last_seq;
+	const char *workdir;
+} ring;
+
+static uint64_t first_seq(void) { return ring.last_seq - ring.count + 1; }
+
+static ev_entry *ring_at(uint64_t seq) { return ring.slots[(ring.head + (seq - first_seq())) % ring.cap]; }
+
+static void ring_drop_oldest(void)
+{
+	ev_entry *e = ring.slots[ring.head];
+	ring.bytes -= e->size;
+	free(e);
+	ring.head = (ring.head + 1) % ring.cap;
+	ring.count--;
+}
+
+static int ring_grow(void)
+{
+	size_t cap = ring.cap ? ring.cap * 2 : 1024;
+	if (cap > ring.max_events)
+		cap = ring.max_events;
+	ev_entry **slots = malloc(cap * sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < ring.count; i++)
+		slots[i] = ring.slots[(ring.head + i) % ring.cap];
+	free(ring.slots);
+	ring.slots = slots;
+	ring.cap = cap;
+	ring.head = 0;
+	return 0;
+}
+
+/* Keeps e as the newest event (its seq is last_seq + 1). Without memory for it, the ring is emptied rather
+ * than left with a hole: subscribers then see a gap, never a silent loss. */
+static void ring_push(ev_entry *e)
+{
+	ring.last_seq++;
+	while (ring.count && (ring.count >= ring.max_events || ring.bytes + (e ? e->size : 0) > ring.max_bytes))
+		ring_drop_oldest();
+	if (e && ring.count == ring.cap && ring_grow()) {
+		free(e);
+		e = NULL;
+	}
+	if (!e) {
+		while (ring.count)
+			ring_drop_oldest();
+		ring.head = 0;
+		return;
+	}
+	ring.slots[(ring.head + ring.count) % ring.cap] = e;
+	ring.count++;
+	ring.bytes += e->size;
+}
+
+static const char *copy_into(char **at, const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	memcpy(*at, s, n);
+	const char *copy = *at;
+	*at += n;
+	return copy;
+}
+
+static ev_entry *entry_new(const ra_event_meta *m, const ra_enc *enc, uint64_t seq)
+{
+	size_t strings = strlen(m->name) + 1 + (m->path ? strlen(m->path) + 1 : 0) +
+			 (m->path2 ? strlen(m->path2) + 1 : 0) + (m->proc ? strlen(m->proc) + 1 : 0);
+	size_t size = sizeof(ev_entry) + enc->buf.len + strings;
+	ev_entry *e = malloc(size);
+	if (!e)
+		return NULL;
+	e->seq = seq;
+	e->size = size;
+	e->len = (uint32_t)enc->buf.len;
+	memcpy(e->msg, ra_buf_payload(&enc->buf), enc->buf.len);
+	char *at = (char *)e->msg + enc->buf.len;
+	e->name = copy_into(&at, m->name);
+	e->path = copy_into(&at, m->path);
+	e->path2 = copy_into(&at, m->path2);
+	e->proc = copy_into(&at, m->proc);
+	return e;
+}
+
+void ra_events_init(uint32_t ring_events, uint32_t ring_bytes, const char *workdir)
+{
+	ring.max_events = ring_events;
+	ring.max_bytes = ring_bytes;
+	ring.workdir = workdir;
+}
+
+void ra_events_shutdown(void)
+{
+	while (ring.count)
+		ring_drop_oldest();
+	free(ring.slots);
+	ring.slots = NULL;
+	ring.cap = ring.head = 0;
+}
+
+uint64_t ra_events_last_seq(void) { return ring.last_seq; }
+
+/* ---- subscriptions ---- */
+
+typedef struct {
+	uint32_t id;
+	unsigned npat, npath, nproc;
+	char *pat[RA_SUBSCRIPTION_ITEMS_MAX];
+	char *path[RA_SUBSCRIPTION_ITEMS_MAX];
+	char *proc[RA_SUBSCRIPTION_ITEMS_MAX];
+} subscription;
+
+typedef struct {
+	uint64_t next_seq; /* the next event this connection has not been offered */
+	bool replaying;    /* the cursor was set by sinceSeq and has not reached the ring yet */
+	uint32_t last_sub_id;
+	unsigned nsubs;
+	subscription *subs[RA_SUBSCRIPTIONS_MAX];
+} conn_events;
+
+static void sub_free(subscription *sub)
+{
+	if (!sub)
+		return;
+	for (unsigned i = 0; i < sub->npat; i++)
+		free(sub->pat[i]);
+	for (unsigned i = 0; i < sub->npath; i++)
+		free(sub->path[i]);
+	for (unsigned i = 0; i < sub->nproc; i++)
+		free(sub->proc[i]);
+	free(sub);
+}
 
 /* "exec.*" matches "exec.started"; "*" matches everything; otherwise the name exactly. */
 static bool pattern_matches(const char *pattern, const char *name)
@@ -15,130 +169,312 @@ static bool pattern_matches(const char *pattern, const char *name)
 	return strcmp(pattern, name) == 0;
 }
 
-static bool session_wants(const ra_session *s, const char *name)
+static bool path_under(const char *path, const char *prefix)
 {
-	for (unsigned i = 0; i < s->event_pattern_count; i++)
-		if (pattern_matches(s->event_patterns[i], name))
+	if (!path)
+		return false;
+	size_t n = strlen(prefix);
+	if (n == 1)
+		return path[0] == '/';
+	return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static bool sub_matches(const subscription *sub, const ev_entry *e)
+{
+	bool ok = false;
+	for (unsigned i = 0; i < sub->npat && !ok; i++)
+		ok = pattern_matches(sub->pat[i], e->name);
+	if (ok && sub->npath) {
+		ok = false;
+		for (unsigned i = 0; i < sub->npath && !ok; i++)
+			ok = path_under(e->path, sub->path[i]) || path_under(e->path2, sub->path[i]);
+	}
+	if (ok && sub->nproc) {
+		ok = false;
+		for (unsigned i = 0; i < sub->nproc && !ok; i++)
+			ok = e->proc && strcmp(e->proc, sub->proc[i]) == 0;
+	}
+	return ok;
+}
+
+static bool conn_matches(const conn_events *c, const ev_entry *e)
+{
+	for (unsigned i = 0; i < c->nsubs; i++)
+		if (sub_matches(c->subs[i], e))
 			return true;
 	return false;
 }
 
-uint64_t ra_events_emit(const char *name, uint32_t fields, ra_event_fill_fn fill, const void *ctx)
+/* ---- delivery ---- */
+
+static bool queue_has_room(const ra_session *s)
 {
-	uint64_t seq = ++last_seq;
-	int64_t ts = ra_unix_ms();
-	for (ra_session *s = ra_session_first(); s; s = s->next) {
-		if (!session_wants(s, name))
+	return s->out_bytes < RA_EVENT_QUEUE_HIGH && !s->out_overflow && !s->out_broken;
+}
+
+static void send_gap(ra_session *s, uint64_t from, uint64_t to, const char *reason)
+{
+	ra_enc e;
+	ra_session_enc_init(s, &e);
+	ra_enc_map(&e, 4);
+	ra_enc_str(&e, "type");
+	ra_enc_str(&e, "gap");
+	ra_enc_str(&e, "from");
+	ra_enc_u64(&e, from);
+	ra_enc_str(&e, "to");
+	ra_enc_u64(&e, to);
+	ra_enc_str(&e, "reason");
+	ra_enc_str(&e, reason);
+	ra_session_send(s, &e);
+}
+
+static void deliver(ra_session *s, const ev_entry *ev)
+{
+	ra_enc e;
+	ra_session_enc_init_sized(s, &e, ev->len);
+	ra_buf_append(&e.buf, ev->msg, ev->len);
+	ra_session_send(s, &e);
+}
+
+/* Moves the connection's due events from the ring into its queue, as far as the queue has room. */
+static void pump(ra_session *s)
+{
+	conn_events *c = s->events;
+	if (!c || !c->nsubs)
+		return;
+	while (c->next_seq <= ring.last_seq && queue_has_room(s)) {
+		if (c->next_seq < first_seq()) {
+			send_gap(s, c->next_seq, first_seq() - 1, c->replaying ? "expired" : "behind");
+			c->next_seq = first_seq();
 			continue;
-		ra_enc e;
-		ra_session_enc_init(s, &e);
-		ra_enc_map(&e, 4 + fields);
-		ra_enc_str(&e, "type");
-		ra_enc_str(&e, "event");
-		ra_enc_str(&e, "event");
-		ra_enc_str(&e, name);
-		ra_enc_str(&e, "seq");
-		ra_enc_u64(&e, seq);
-		ra_enc_str(&e, "ts");
-		ra_enc_i64(&e, ts);
-		fill(&e, ctx);
-		ra_session_send(s, &e);
+		}
+		c->replaying = false;
+		const ev_entry *e = ring_at(c->next_seq++);
+		if (conn_matches(c, e))
+			deliver(s, e);
 	}
+}
+
+uint64_t ra_events_emit(const ra_event_meta *m, uint32_t fields, ra_event_fill_fn fill, const void *ctx)
+{
+	uint64_t seq = ring.last_seq + 1;
+	ra_enc enc;
+	ra_enc_init(&enc, 0, RA_SESSION_OUT_QUEUE_CAP);
+	ra_enc_map(&enc, 4 + fields);
+	ra_enc_str(&enc, "type");
+	ra_enc_str(&enc, "event");
+	ra_enc_str(&enc, "event");
+	ra_enc_str(&enc, m->name);
+	ra_enc_str(&enc, "seq");
+	ra_enc_u64(&enc, seq);
+	ra_enc_str(&enc, "ts");
+	ra_enc_i64(&enc, ra_unix_ms());
+	fill(&enc, ctx);
+	ev_entry *e = ra_enc_failed(&enc) ? NULL : entry_new(m, &enc, seq);
+	ra_enc_free(&enc);
+	if (!e)
+		ra_log(RA_LOG_ERROR, "events.lost", "event %llu (%s) could not be kept: subscribers will see a gap",
+		       (unsigned long long)seq, m->name);
+	ring_push(e);
+	for (ra_session *s = ra_session_first(); s; s = s->next)
+		pump(s);
 	return seq;
 }
 
-static ra_err read_patterns(const ra_request *req, const msgpack_object **arr, ra_why *why)
+void ra_events_session_drained(ra_session *s)
 {
-	const msgpack_object *o = ra_map_get(req->map, "events");
-	*arr = NULL;
+	if (s->events)
+		pump(s);
+}
+
+void ra_events_session_closed(ra_session *s)
+{
+	conn_events *c = s->events;
+	if (!c)
+		return;
+	for (unsigned i = 0; i < c->nsubs; i++)
+		sub_free(c->subs[i]);
+	free(c);
+	s->events = NULL;
+}
+
+/* ---- subscribe / unsubscribe ---- */
+
+static const msgpack_object *list_arg(const ra_request *req, const char *key, ra_err *rc, ra_why *why)
+{
+	const msgpack_object *o = ra_map_get(req->map, key);
+	*rc = RA_OK;
 	if (!o || o->type == MSGPACK_OBJECT_NIL)
-		return RA_OK;
+		return NULL;
 	if (o->type != MSGPACK_OBJECT_ARRAY)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "events must be an array of event names or patterns");
-	for (uint32_t i = 0; i < o->via.array.size; i++) {
-		const msgpack_object *p = &o->via.array.ptr[i];
-		if (p->type != MSGPACK_OBJECT_STR || p->via.str.size == 0 || p->via.str.size >= RA_EVENT_PATTERN_MAX ||
+		*rc = ra_fail(why, RA_ERR_INVALID_CONFIG, "%s must be an array of strings", key);
+	else if (o->via.array.size > RA_SUBSCRIPTION_ITEMS_MAX)
+		*rc = ra_fail(why, RA_ERR_INVALID_CONFIG, "%s has more than %u items", key, RA_SUBSCRIPTION_ITEMS_MAX);
+	return *rc ? NULL : o;
+}
+
+static ra_err read_patterns(subscription *sub, const msgpack_object *arr, ra_why *why)
+{
+	for (uint32_t i = 0; i < arr->via.array.size; i++) {
+		const msgpack_object *p = &arr->via.array.ptr[i];
+		if (p->type != MSGPACK_OBJECT_STR || p->via.str.size == 0 || p->via.str.size > RA_EVENT_PATTERN_MAX ||
 		    memchr(p->via.str.ptr, 0, p->via.str.size))
-			return ra_fail(why, RA_ERR_INVALID_CONFIG, "events[%u] must be a name or pattern of 1 to %d bytes", i,
-				       RA_EVENT_PATTERN_MAX - 1);
+			return ra_fail(why, RA_ERR_INVALID_CONFIG, "events[%u] must be a name or pattern of 1 to %u bytes",
+				       i, RA_EVENT_PATTERN_MAX);
+		if (!(sub->pat[sub->npat++] = ra_obj_cstr(p)))
+			return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	}
-	*arr = o;
 	return RA_OK;
 }
 
-static int find_pattern(const ra_session *s, const char *p, size_t n)
+static ra_err read_paths(subscription *sub, const msgpack_object *arr, ra_why *why)
 {
-	for (unsigned i = 0; i < s->event_pattern_count; i++)
-		if (strlen(s->event_patterns[i]) == n && memcmp(s->event_patterns[i], p, n) == 0)
-			return (int)i;
-	return -1;
-}
-
-/* Patterns of arr not yet subscribed (a pattern repeated within arr counts once). */
-static unsigned count_new(const ra_session *s, const msgpack_object *arr)
-{
-	unsigned n = 0;
 	for (uint32_t i = 0; i < arr->via.array.size; i++) {
 		const msgpack_object *p = &arr->via.array.ptr[i];
-		bool seen = find_pattern(s, p->via.str.ptr, p->via.str.size) >= 0;
-		for (uint32_t j = 0; j < i && !seen; j++)
-			seen = arr->via.array.ptr[j].via.str.size == p->via.str.size &&
-			       memcmp(arr->via.array.ptr[j].via.str.ptr, p->via.str.ptr, p->via.str.size) == 0;
-		n += !seen;
+		char path[RA_FS_PATH_MAX];
+		if (p->type != MSGPACK_OBJECT_STR ||
+		    ra_fs_resolve(ring.workdir, p->via.str.ptr, p->via.str.size, path, sizeof(path)))
+			return ra_fail(why, RA_ERR_INVALID_CONFIG,
+				       "paths[%u] must be a non-empty path without NUL bytes, under %d bytes", i,
+				       RA_FS_PATH_MAX);
+		if (!(sub->path[sub->npath++] = strdup(path)))
+			return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	}
-	return n;
+	return RA_OK;
 }
 
-static void reply_patterns(ra_session *s, const ra_request *req, ra_enc *reply)
+static ra_err read_procs(subscription *sub, const msgpack_object *arr, ra_why *why)
 {
-	ra_enc_reply_begin(reply, req->id, 2);
-	ra_enc_str(reply, "events");
-	ra_enc_array(reply, s->event_pattern_count);
-	for (unsigned i = 0; i < s->event_pattern_count; i++)
-		ra_enc_str(reply, s->event_patterns[i]);
+	for (uint32_t i = 0; i < arr->via.array.size; i++) {
+		const msgpack_object *p = &arr->via.array.ptr[i];
+		if (p->type != MSGPACK_OBJECT_STR || p->via.str.size == 0 || p->via.str.size > 64 ||
+		    memchr(p->via.str.ptr, 0, p->via.str.size))
+			return ra_fail(why, RA_ERR_INVALID_CONFIG, "procs[%u] must be a process id (1 to 64 bytes)", i);
+		if (!(sub->proc[sub->nproc++] = ra_obj_cstr(p)))
+			return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	return RA_OK;
+}
+
+static ra_err read_subscription(const ra_request *req, subscription *sub, ra_why *why)
+{
+	ra_err rc;
+	const msgpack_object *events = list_arg(req, "events", &rc, why);
+	if (rc)
+		return rc;
+	if (!events || events->via.array.size == 0)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG,
+			       "events is required: a non-empty array of names or patterns (e.g. [\"file.*\"] or [\"*\"])");
+	if ((rc = read_patterns(sub, events, why)))
+		return rc;
+	const msgpack_object *paths = list_arg(req, "paths", &rc, why);
+	if (rc || (paths && (rc = read_paths(sub, paths, why))))
+		return rc;
+	const msgpack_object *procs = list_arg(req, "procs", &rc, why);
+	if (rc || (procs && (rc = read_procs(sub, procs, why))))
+		return rc;
+	return RA_OK;
+}
+
+static conn_events *conn_of(ra_session *s)
+{
+	if (!s->events) {
+		conn_events *c = calloc(1, sizeof(*c));
+		if (c)
+			c->next_seq = ring.last_seq + 1;
+		s->events = c;
+	}
+	return s->events;
+}
+
+/* sinceSeq: events after it are due on this connection (again, if it was already past them). */
+static ra_err apply_since(conn_events *c, const ra_request *req, ra_why *why)
+{
+	uint64_t since = UINT64_MAX;
+	ra_err rc = ra_arg_u64(req, "sinceSeq", false, UINT64_MAX - 1, &since, why);
+	if (rc || since == UINT64_MAX)
+		return rc;
+	if (since > ring.last_seq)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG,
+			       "sinceSeq %llu is past the last event (%llu): the agent restarted (see startedAt); "
+			       "subscribe without sinceSeq and resynchronize",
+			       (unsigned long long)since, (unsigned long long)ring.last_seq);
+	if (c->nsubs == 0 || since + 1 < c->next_seq) {
+		c->next_seq = since + 1;
+		c->replaying = true;
+	}
+	return RA_OK;
+}
+
+static void reply_subscribed(const ra_request *req, ra_enc *reply, uint32_t id, uint64_t cursor)
+{
+	ra_enc_reply_begin(reply, req->id, 4);
+	ra_enc_str(reply, "sub");
+	ra_enc_u64(reply, id);
 	ra_enc_str(reply, "seq");
-	ra_enc_u64(reply, last_seq);
+	ra_enc_u64(reply, ring.last_seq);
+	ra_enc_str(reply, "oldestSeq");
+	ra_enc_u64(reply, ring.count ? first_seq() : ring.last_seq + 1);
+	ra_enc_str(reply, "nextSeq");
+	ra_enc_u64(reply, cursor);
 }
 
 ra_err ra_op_subscribe(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
-	const msgpack_object *arr;
-	ra_err rc = read_patterns(req, &arr, why);
-	if (rc)
-		return rc;
-	if (!arr)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "events is required (e.g. [\"exec.*\"] or [\"*\"])");
-	if (count_new(s, arr) + s->event_pattern_count > RA_EVENT_PATTERNS_MAX) /* all or nothing */
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "at most %d subscriptions per connection", RA_EVENT_PATTERNS_MAX);
-	for (uint32_t i = 0; i < arr->via.array.size; i++) {
-		const msgpack_object *p = &arr->via.array.ptr[i];
-		if (find_pattern(s, p->via.str.ptr, p->via.str.size) >= 0)
-			continue;
-		memcpy(s->event_patterns[s->event_pattern_count], p->via.str.ptr, p->via.str.size);
-		s->event_patterns[s->event_pattern_count++][p->via.str.size] = '\0';
+	conn_events *c = conn_of(s);
+	subscription *sub = calloc(1, sizeof(*sub));
+	if (!c || !sub) {
+		free(sub);
+		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	}
-	reply_patterns(s, req, reply);
-	return RA_OK;
+	ra_err rc = read_subscription(req, sub, why);
+	uint64_t cursor = c->next_seq;
+	bool replaying = c->replaying;
+	if (!rc && c->nsubs >= RA_SUBSCRIPTIONS_MAX)
+		rc = ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "at most %u subscriptions per connection",
+			     RA_SUBSCRIPTIONS_MAX);
+	if (!rc && c->nsubs == 0)
+		c->next_seq = ring.last_seq + 1; /* a first subscription starts now, unless sinceSeq says otherwise */
+	if (!rc)
+		rc = apply_since(c, req, why);
+	if (rc) {
+		c->next_seq = cursor;
+		c->replaying = replaying;
+		sub_free(sub);
+		return rc;
+	}
+	sub->id = ++c->last_sub_id;
+	c->subs[c->nsubs++] = sub;
+	/* The reply goes first: it tells where replay starts, then the events follow. */
+	reply_subscribed(req, reply, sub->id, c->next_seq);
+	ra_session_send(s, reply);
+	pump(s);
+	return RA_REPLY_LATER;
 }
 
 ra_err ra_op_unsubscribe(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
-	const msgpack_object *arr;
-	ra_err rc = read_patterns(req, &arr, why);
+	conn_events *c = s->events;
+	uint64_t id = 0;
+	ra_err rc = ra_arg_u64(req, "sub", false, UINT32_MAX, &id, why);
 	if (rc)
 		return rc;
-	if (!arr) {
-		s->event_pattern_count = 0; /* no list: everything */
-	} else {
-		for (uint32_t i = 0; i < arr->via.array.size; i++) {
-			int at = find_pattern(s, arr->via.array.ptr[i].via.str.ptr, arr->via.array.ptr[i].via.str.size);
-			if (at < 0)
-				continue;
-			memmove(s->event_patterns[at], s->event_patterns[at + 1],
-				(s->event_pattern_count - (unsigned)at - 1) * sizeof(s->event_patterns[0]));
-			s->event_pattern_count--;
+	unsigned removed = 0;
+	for (unsigned i = 0; c && i < c->nsubs;) {
+		if (id && c->subs[i]->id != id) {
+			i++;
+			continue;
 		}
+		sub_free(c->subs[i]);
+		c->subs[i] = c->subs[--c->nsubs];
+		removed++;
 	}
-	reply_patterns(s, req, reply);
+	if (id && !removed)
+		return ra_fail(why, RA_ERR_NOT_FOUND, "no subscription %llu on this connection", (unsigned long long)id);
+	ra_enc_reply_begin(reply, req->id, 2);
+	ra_enc_str(reply, "removed");
+	ra_enc_u64(reply, removed);
+	ra_enc_str(reply, "subscriptions");
+	ra_enc_u64(reply, c ? c->nsubs : 0);
 	return RA_OK;
 }

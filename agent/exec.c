@@ -372,7 +372,8 @@ static void on_proc_exit(ra_proc *p, void *ctx)
 {
 	(void)ctx;
 	extra_of(p)->exit_known = true;
-	ra_events_emit("exec.completed", 1, fill_completed, p);
+	ra_event_meta m = {.name = "exec.completed", .proc = ra_proc_id(p)};
+	ra_events_emit(&m, 1, fill_completed, p);
 	pump_proc(p);
 }
 
@@ -706,7 +707,8 @@ ra_err ra_op_exec(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *w
 	extra->background = x.background;
 	ra_proc_set_user(p, extra);
 	ra_log(RA_LOG_DEBUG, "exec.started", "%s pid %d: %s", ra_proc_id(p), (int)ra_proc_pid(p), ra_proc_command(p));
-	ra_events_emit("exec.started", 4, fill_started, p);
+	ra_event_meta m = {.name = "exec.started", .proc = ra_proc_id(p)};
+	ra_events_emit(&m, 4, fill_started, p);
 	if (x.background) {
 		reply_status(reply, req->id, p);
 		rc = RA_OK;

@@ -18,6 +18,8 @@
 #include "log.h"
 #include "pid1.h"
 #include "transport.h"
+#include "events.h"
+#include "watches.h"
 
 #define SHUTDOWN_GRACE_MS 500
 
@@ -115,6 +117,8 @@ static int serve(int argc, char **argv)
 	ra_pid1_start(agent.loop, on_shutdown);
 	ra_exec_init(&agent); /* the reaper, before anything can fork */
 	ra_dispatch_init(&agent);
+	ra_events_init(config.event_ring_events, config.event_ring_bytes, config.workdir);
+	ra_watches_init(&agent);
 	if (ra_transport_start(&agent))
 		return 1;
 	char where[160];
@@ -123,6 +127,8 @@ static int serve(int argc, char **argv)
 	       where, (int)getpid(), ra_pid1_is_init() ? ", init" : "", config.token[0] ? "token" : "off");
 	ev_run(agent.loop, 0);
 	ra_transport_destroy();
+	ra_watches_shutdown();
+	ra_events_shutdown();
 	ra_exec_shutdown();
 	ra_pid1_stop(agent.loop);
 	ra_log(RA_LOG_INFO, "agent.exit", "graceful shutdown complete");

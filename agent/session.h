@@ -13,9 +13,6 @@
 
 #include "../proto/proto.h"
 
-#define RA_EVENT_PATTERNS_MAX 16
-#define RA_EVENT_PATTERN_MAX 48
-
 typedef struct ra_out_msg {
 	struct ra_out_msg *next;
 	uint8_t *data; /* headroom bytes, then len payload bytes */
@@ -51,9 +48,8 @@ struct ra_session {
 
 	uint64_t messages_in, messages_out;
 
-	/* event subscriptions (events.c) */
-	char event_patterns[RA_EVENT_PATTERNS_MAX][RA_EVENT_PATTERN_MAX];
-	unsigned event_pattern_count;
+	/* event subscriptions and delivery cursor (events.c) */
+	void *events;
 	/* this connection's process attachments (exec.c) */
 	void *attachments;
 };

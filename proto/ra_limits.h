@@ -68,6 +68,21 @@
 #define RA_UPLOAD_WRITEBACK_BYTES (8u << 20) /* start writing an upload back to disk every this much */
 #define RA_UPLOADS_PER_CONNECTION 64u
 
+/* Events. Every event is kept in a ring (by count and bytes, configurable) for subscribers that are
+ * behind or reconnect with sinceSeq; past the ring they are told of a gap. */
+#define RA_EVENT_RING_EVENTS_DEFAULT 65536u
+#define RA_EVENT_RING_EVENTS_MIN 16u
+#define RA_EVENT_RING_EVENTS_MAX (1u << 22)
+#define RA_EVENT_RING_BYTES_DEFAULT (16u << 20)
+#define RA_EVENT_RING_BYTES_MIN (64u << 10)
+#define RA_EVENT_RING_BYTES_MAX (1u << 30)
+/* Events move into a connection's queue while it holds less than this; the rest wait in the ring. Above
+ * the output's RA_STREAM_QUEUE_HIGH, so a connection busy with output still gets its events in order. */
+#define RA_EVENT_QUEUE_HIGH (4u << 20)
+#define RA_SUBSCRIPTIONS_MAX 16u       /* per connection */
+#define RA_SUBSCRIPTION_ITEMS_MAX 16u  /* patterns, paths and procs, each, per subscription */
+#define RA_EVENT_PATTERN_MAX 47u       /* bytes of one event-name pattern */
+
 /* The debug client gives up after this. */
 #define RA_CLIENT_TIMEOUT_MS 10000
 

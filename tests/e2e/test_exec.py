@@ -307,7 +307,7 @@ def test_kill_on_disconnect(agent):
 
 def test_events_started_and_completed(agent):
     watcher = agent.ws()
-    assert watcher.call("subscribe", events=["exec.*"])["events"] == ["exec.*"]
+    assert watcher.call("subscribe", events=["exec.*"])["sub"] == 1
     agent.ws().run(cmd="exit 4", procId="ev")
     events = [watcher.recv_msg() for _ in range(2)]
     assert [e["event"] for e in events] == ["exec.started", "exec.completed"]
@@ -451,13 +451,6 @@ def test_script_without_shebang_on_path_is_not_reported_missing(agent, tmp_path)
     reply = agent.ws().request("exec", argv=["noshebang"], env={"PATH": str(tmp_path)})
     expect_error(reply, "INVALID_CONFIG")
     assert "format" in reply["error"]["message"].lower()
-
-
-def test_subscribe_is_all_or_nothing(agent):
-    ws = agent.ws()
-    ws.call("subscribe", events=[f"e{i}" for i in range(10)])
-    expect_error(ws.request("subscribe", events=[f"f{i}" for i in range(10)]), "INVALID_CONFIG")
-    assert len(ws.call("subscribe", events=["e1"])["events"]) == 10
 
 
 def test_same_proc_id_with_another_command_is_a_conflict(agent):

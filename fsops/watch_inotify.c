@@ -1,0 +1,665 @@
+/* watch, inotify backend: one inotify instance for every root, a table wd → directory node, and the
+ * translation of the kernel's events into created/modified/deleted/moved.
+ *
+ * - A new directory is watched when its IN_CREATE is read, and then scanned: whatever was created in it
+ *   before the watch existed is reported as created (mkdir -p a/b/c && touch a/b/c/f reports all four). An
+ *   entry both seen by that scan and reported by the kernel (created after the watch, before the scan) is
+ *   reported once: the scan remembers (node, name) until the queue has been read empty.
+ * - "modified" is the close of a file that was written (IN_MODIFY then IN_CLOSE_WRITE): one event per
+ *   writing session, not one per write(); `touch` alone reports only the creation.
+ * - A move is the IN_MOVED_FROM/IN_MOVED_TO pair with the same cookie (the kernel queues them back to back);
+ *   a source without its destination left the watched trees (deleted), a destination without a source came
+ *   from outside (created, and scanned when it is a directory).
+ * - IN_Q_OVERFLOW: an overflow event, then every root's watches are built again from a fresh walk and a
+ *   rescanned event says so; nothing is silently lost. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inotifytools/inotifytools.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "watch_internal.h"
+
+#define DIR_MASK                                                                                           \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | \
+	 IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+#define READ_BUF_BYTES (64u << 10)
+#define READS_PER_WAKEUP 8       /* then the loop gets to send what was read */
+#define DIRTY_MAX 65536u         /* files written and not yet closed that are tracked */
+#define MOVE_PAIR_WAIT_S 0.005   /* how long a lone IN_MOVED_FROM waits for its IN_MOVED_TO */
+
+static int ifd = -1;
+static ev_io io_watcher;
+static ev_timer move_timer;
+static uint64_t next_serial;
+
+/* ---- wd table ---- */
+
+static wnode **wd_buckets;
+static size_t wd_nbuckets, wd_count;
+
+static size_t wd_slot(int wd, size_t nbuckets) { return ((size_t)(unsigned)wd * 2654435761u) & (nbuckets - 1); }
+
+static wnode *wd_lookup(int wd)
+{
+	if (!wd_nbuckets)
+		return NULL;
+	for (wnode *n = wd_buckets[wd_slot(wd, wd_nbuckets)]; n; n = n->wd_next)
+		if (n->wd == wd)
+			return n;
+	return NULL;
+}
+
+static int wd_grow(void)
+{
+	size_t nb = wd_nbuckets ? wd_nbuckets * 2 : 256;
+	wnode **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < wd_nbuckets; i++)
+		for (wnode *n = wd_buckets[i], *next; n; n = next) {
+			next = n->wd_next;
+			n->wd_next = b[wd_slot(n->wd, nb)];
+			b[wd_slot(n->wd, nb)] = n;
+		}
+	free(wd_buckets);
+	wd_buckets = b;
+	wd_nbuckets = nb;
+	return 0;
+}
+
+static int wd_insert(wnode *n)
+{
+	if (wd_count >= wd_nbuckets && wd_grow())
+		return -ENOMEM;
+	wnode **head = &wd_buckets[wd_slot(n->wd, wd_nbuckets)];
+	n->wd_next = *head;
+	*head = n;
+	wd_count++;
+	return 0;
+}
+
+static void wd_remove(wnode *n)
+{
+	for (wnode **pp = &wd_buckets[wd_slot(n->wd, wd_nbuckets)]; *pp; pp = &(*pp)->wd_next)
+		if (*pp == n) {
+			*pp = n->wd_next;
+			wd_count--;
+			return;
+		}
+}
+
+/* ---- sets of (node, name): entries the last scans reported, files being written ---- */
+
+typedef struct {
+	uint64_t *slots;
+	size_t cap, count;
+} hset;
+
+static hset scanned, dirty;
+static bool dirty_overflowed; /* past DIRTY_MAX every close after a write is reported */
+
+static uint64_t entry_key(const wnode *n, const char *name)
+{
+	uint64_t h = 1469598103934665603ull ^ n->serial;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+static bool hset_has(const hset *s, uint64_t k)
+{
+	if (!s->cap)
+		return false;
+	for (size_t i = k & (s->cap - 1); s->slots[i]; i = (i + 1) & (s->cap - 1))
+		if (s->slots[i] == k)
+			return true;
+	return false;
+}
+
+static void hset_put(hset *s, uint64_t k)
+{
+	size_t i = k & (s->cap - 1);
+	while (s->slots[i] && s->slots[i] != k)
+		i = (i + 1) & (s->cap - 1);
+	s->count += !s->slots[i];
+	s->slots[i] = k;
+}
+
+static int hset_add(hset *s, uint64_t k)
+{
+	if ((s->count + 1) * 2 > s->cap) {
+		hset bigger = {calloc(s->cap ? s->cap * 2 : 64, sizeof(uint64_t)), s->cap ? s->cap * 2 : 64, 0};
+		if (!bigger.slots)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->slots[i])
+				hset_put(&bigger, s->slots[i]);
+		free(s->slots);
+		*s = bigger;
+	}
+	hset_put(s, k);
+	return 0;
+}
+
+/* Linear probing: the entries after the removed one move back to where a lookup finds them. */
+static bool hset_del(hset *s, uint64_t k)
+{
+	if (!s->cap)
+		return false;
+	size_t mask = s->cap - 1, i = k & mask;
+	while (s->slots[i] != k) {
+		if (!s->slots[i])
+			return false;
+		i = (i + 1) & mask;
+	}
+	s->slots[i] = 0;
+	s->count--;
+	for (size_t j = (i + 1) & mask; s->slots[j]; j = (j + 1) & mask) {
+		size_t home = s->slots[j] & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			s->slots[i] = s->slots[j];
+			s->slots[j] = 0;
+			i = j;
+		}
+	}
+	return true;
+}
+
+static void hset_clear(hset *s)
+{
+	free(s->slots);
+	*s = (hset){0};
+}
+
+/* ---- nodes ---- */
+
+static wnode *node_new(wroot *r, wnode *parent, const char *name, int wd)
+{
+	wnode *n = calloc(1, sizeof(*n));
+	if (!n || !(n->name = strdup(name)) || (n->wd = wd, wd_insert(n))) {
+		if (n)
+			free(n->name);
+		free(n);
+		return NULL;
+	}
+	n->root = r;
+	n->serial = ++next_serial;
+	n->parent = parent;
+	if (parent) {
+		n->next_sibling = parent->first_child;
+		if (parent->first_child)
+			parent->first_child->prev_sibling = n;
+		parent->first_child = n;
+	} else {
+		r->top = n;
+	}
+	r->dirs++;
+	return n;
+}
+
+static void node_detach(wnode *n)
+{
+	if (n->prev_sibling)
+		n->prev_sibling->next_sibling = n->next_sibling;
+	else if (n->parent)
+		n->parent->first_child = n->next_sibling;
+	if (n->next_sibling)
+		n->next_sibling->prev_sibling = n->prev_sibling;
+	n->parent = n->prev_sibling = n->next_sibling = NULL;
+}
+
+static void node_attach(wnode *n, wnode *parent)
+{
+	n->parent = parent;
+	n->next_sibling = parent->first_child;
+	if (parent->first_child)
+		parent->first_child->prev_sibling = n;
+	parent->first_child = n;
+}
+
+/* Drops the watches of n and everything under it. A watch the kernel already dropped fails with EINVAL,
+ * which is fine: the node goes either way. */
+static void subtree_unwatch(wnode *n)
+{
+	while (n->first_child)
+		subtree_unwatch(n->first_child);
+	node_detach(n);
+	inotify_rm_watch(ifd, n->wd);
+	wd_remove(n);
+	if (n->root->top == n)
+		n->root->top = NULL;
+	n->root->dirs--;
+	free(n->name);
+	free(n);
+}
+
+static wnode *find_child(const wnode *parent, const char *name)
+{
+	for (wnode *c = parent->first_child; c; c = c->next_sibling)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static void subtree_set_root(wnode *n, wroot *r)
+{
+	n->root->dirs--;
+	n->root = r;
+	r->dirs++;
+	for (wnode *c = n->first_child; c; c = c->next_sibling)
+		subtree_set_root(c, r);
+}
+
+/* The node's absolute path into buf; 0 when it does not fit. */
+static size_t node_path(const wnode *n, char *buf, size_t cap)
+{
+	size_t len = 0;
+	if (n->parent) {
+		len = node_path(n->parent, buf, cap);
+		if (!len)
+			return 0;
+	}
+	size_t nl = strlen(n->name);
+	bool slash = n->parent && !(len == 1 && buf[0] == '/');
+	if (len + slash + nl + 1 > cap)
+		return 0;
+	if (slash)
+		buf[len++] = '/';
+	memcpy(buf + len, n->name, nl + 1);
+	return len + nl;
+}
+
+/* dir + "/" + name into buf (dir "/" gives "/name"); 0 when it does not fit. */
+static size_t join(char *buf, size_t dir_len, const char *name)
+{
+	size_t nl = strlen(name);
+	bool slash = !(dir_len == 1 && buf[0] == '/');
+	if (dir_len + slash + nl + 1 > PATH_MAX)
+		return 0;
+	if (slash)
+		buf[dir_len++] = '/';
+	memcpy(buf + dir_len, name, nl + 1);
+	return dir_len + nl;
+}
+
+/* ---- events out ---- */
+
+static ra_fs_type type_of_mode(mode_t m)
+{
+	return S_ISDIR(m) ? RA_FS_DIR : S_ISLNK(m) ? RA_FS_SYMLINK : S_ISREG(m) ? RA_FS_FILE : RA_FS_OTHER;
+}
+
+static void emit_entry(ra_watch_event_kind kind, const wroot *r, const char *path, const char *from, bool isdir)
+{
+	ra_watch_event ev = {.kind = kind, .watch = r->id, .path = path, .from = from,
+			     .type = isdir ? RA_FS_DIR : RA_FS_FILE, .size = -1};
+	struct stat st;
+	if (kind != RA_WEV_DELETED && !isdir && lstat(path, &st) == 0) {
+		ev.type = type_of_mode(st.st_mode);
+		if (S_ISREG(st.st_mode))
+			ev.size = (int64_t)st.st_size;
+	}
+	watch_emit(&ev);
+}
+
+static void emit_error(const wroot *r, const char *path, int err)
+{
+	ra_watch_event ev = {.kind = RA_WEV_ERROR, .watch = r->id, .path = path, .type = RA_FS_DIR, .size = -1,
+			     .err = err};
+	watch_emit(&ev);
+}
+
+/* ---- adding watches ---- */
+
+static int add_dir(wroot *r, wnode *parent, const char *name, char *path, size_t len, bool emit);
+
+static bool entry_is_dir(int dfd, const struct dirent *d)
+{
+	if (d->d_type != DT_UNKNOWN)
+		return d->d_type == DT_DIR;
+	struct stat st;
+	return fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Walks a freshly watched directory: its subdirectories get watches (recursive roots), and with emit every
+ * entry is reported as created (and remembered, so the kernel's own report of it is not a second one). */
+static int scan_dir(wroot *r, wnode *node, char *path, size_t len, bool emit)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0; /* gone or unreadable: nothing to report under it */
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		size_t clen = join(path, len, de->d_name);
+		if (!clen || watch_root_excludes(r, path, de->d_name))
+			continue;
+		bool isdir = entry_is_dir(dirfd(d), de);
+		if (emit) {
+			emit_entry(RA_WEV_CREATED, r, path, NULL, isdir);
+			hset_add(&scanned, entry_key(node, de->d_name));
+		}
+		if (isdir && r->recursive)
+			rc = add_dir(r, node, de->d_name, path, clen, emit);
+		path[len] = '\0';
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Watches the directory at path (and, for a recursive root, everything under it). A subdirectory that
+ * vanished or cannot be read is skipped; the watch limit or no memory stops the walk. */
+static int add_dir(wroot *r, wnode *parent, const char *name, char *path, size_t len, bool emit)
+{
+	int wd = inotify_add_watch(ifd, path, DIR_MASK | (parent ? IN_DONT_FOLLOW : 0));
+	if (wd < 0) {
+		int e = errno;
+		if (parent && e != ENOSPC && e != ENOMEM)
+			return 0;
+		return -e;
+	}
+	if (wd_lookup(wd))
+		return 0; /* reached twice (a bind mount): watched once */
+	wnode *node = node_new(r, parent, parent ? name : path, wd);
+	if (!node) {
+		inotify_rm_watch(ifd, wd);
+		return -ENOMEM;
+	}
+	if (!r->recursive && !emit)
+		return 0;
+	return scan_dir(r, node, path, len, emit);
+}
+
+/* A new directory inside a root: watched and scanned; the watch limit is reported, not fatal. */
+static void add_new_dir(wroot *r, wnode *parent, const char *name, char *path, size_t len)
+{
+	int rc = add_dir(r, parent, name, path, len, true);
+	if (rc)
+		emit_error(r, path, -rc);
+}
+
+int inotify_root_start(wroot *r)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(r->path);
+	if (len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, r->path, len + 1);
+	r->dirs = 0;
+	int rc = add_dir(r, NULL, NULL, path, len, false);
+	if (rc)
+		inotify_root_stop(r);
+	return rc;
+}
+
+void inotify_root_stop(wroot *r)
+{
+	if (r->top)
+		subtree_unwatch(r->top);
+}
+
+/* ---- moves ---- */
+
+static struct {
+	bool active;
+	uint32_t cookie;
+	bool isdir;
+	wroot *root;
+	wnode *dir; /* the moved directory's node, if it was watched */
+	char path[PATH_MAX];
+} pending;
+
+/* The source of a move whose destination did not follow: it left the watched trees. */
+static void flush_pending(void)
+{
+	if (!pending.active)
+		return;
+	pending.active = false;
+	ev_timer_stop(ra_watch_g.loop, &move_timer);
+	if (pending.dir)
+		subtree_unwatch(pending.dir);
+	emit_entry(RA_WEV_DELETED, pending.root, pending.path, NULL, pending.isdir);
+}
+
+static void on_move_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)w, (void)revents;
+	flush_pending();
+}
+
+static void moved_from(wnode *n, const char *name, const char *path, bool isdir)
+{
+	pending.active = true;
+	pending.isdir = isdir;
+	pending.root = n->root;
+	pending.dir = isdir ? find_child(n, name) : NULL;
+	snprintf(pending.path, sizeof(pending.path), "%s", path);
+}
+
+static void rename_node(wnode *d, wnode *new_parent, const char *name)
+{
+	char *copy = strdup(name);
+	if (!copy) { /* cannot keep its name: stop watching it rather than report wrong paths */
+		subtree_unwatch(d);
+		return;
+	}
+	free(d->name);
+	d->name = copy;
+	node_detach(d);
+	node_attach(d, new_parent);
+	if (d->root != new_parent->root)
+		subtree_set_root(d, new_parent->root);
+}
+
+static void moved_to(wnode *n, const char *name, char *path, size_t len, uint32_t cookie, bool isdir)
+{
+	wroot *r = n->root;
+	if (!pending.active || pending.cookie != cookie) {
+		emit_entry(RA_WEV_CREATED, r, path, NULL, isdir); /* from outside the watched trees */
+		if (isdir && r->recursive)
+			add_new_dir(r, n, name, path, len);
+		return;
+	}
+	pending.active = false;
+	wnode *d = pending.dir;
+	if (d && r->recursive)
+		rename_node(d, n, name);
+	else if (d)
+		subtree_unwatch(d); /* into a root that does not descend */
+	else if (isdir && r->recursive)
+		add_dir(r, n, name, path, len, false); /* its contents moved along: not new */
+	emit_entry(RA_WEV_MOVED, r, path, pending.path, isdir);
+}
+
+/* ---- reading events ---- */
+
+static void handle_named(wnode *n, const struct inotify_event *ie)
+{
+	wroot *r = n->root;
+	char path[PATH_MAX];
+	size_t dlen = node_path(n, path, sizeof(path));
+	size_t len = dlen ? join(path, dlen, ie->name) : 0;
+	if (!len)
+		return;
+	bool isdir = ie->mask & IN_ISDIR;
+	uint64_t key = entry_key(n, ie->name);
+	if (watch_root_excludes(r, path, ie->name)) {
+		if ((ie->mask & IN_MOVED_TO) && pending.active && pending.cookie == ie->cookie)
+			flush_pending(); /* moved into an excluded name: gone from view */
+		return;
+	}
+	if (ie->mask & IN_CREATE) {
+		if (hset_del(&scanned, key))
+			return;
+		emit_entry(RA_WEV_CREATED, r, path, NULL, isdir);
+		if (isdir && r->recursive)
+			add_new_dir(r, n, ie->name, path, len);
+	} else if (ie->mask & IN_MODIFY) {
+		if (!dirty_overflowed && !hset_has(&dirty, key) && (dirty.count >= DIRTY_MAX || hset_add(&dirty, key)))
+			dirty_overflowed = true;
+	} else if (ie->mask & IN_CLOSE_WRITE) {
+		if (hset_del(&dirty, key) || dirty_overflowed)
+			emit_entry(RA_WEV_MODIFIED, r, path, NULL, false);
+	} else if (ie->mask & IN_DELETE) {
+		hset_del(&dirty, key);
+		hset_del(&scanned, key);
+		emit_entry(RA_WEV_DELETED, r, path, NULL, isdir);
+	} else if (ie->mask & IN_MOVED_FROM) {
+		hset_del(&dirty, key);
+		hset_del(&scanned, key);
+		moved_from(n, ie->name, path, isdir);
+		pending.cookie = ie->cookie;
+	} else if (ie->mask & IN_MOVED_TO) {
+		if (hset_del(&scanned, key) && !(pending.active && pending.cookie == ie->cookie))
+			return;
+		moved_to(n, ie->name, path, len, ie->cookie, isdir);
+	}
+}
+
+static void handle_self(wnode *n, uint32_t mask)
+{
+	if (n != n->root->top) {
+		if (mask & IN_IGNORED)
+			subtree_unwatch(n); /* deleted (its parent reported it) */
+		return;
+	}
+	if (mask & (IN_DELETE_SELF | IN_IGNORED))
+		watch_root_end(n->root, "deleted");
+	else if (mask & IN_MOVE_SELF)
+		watch_root_end(n->root, "moved");
+	else if (mask & IN_UNMOUNT)
+		watch_root_end(n->root, "unmounted");
+}
+
+static void rescan_all(void)
+{
+	hset_clear(&scanned);
+	hset_clear(&dirty);
+	dirty_overflowed = false;
+	ra_watch_event ov = {.kind = RA_WEV_OVERFLOW, .path = "", .size = -1};
+	watch_emit(&ov);
+	for (wroot *r = ra_watch_g.roots, *next; r; r = next) {
+		next = r->next;
+		if (r->mode != RA_WATCH_INOTIFY)
+			continue;
+		inotify_root_stop(r);
+		int rc = inotify_root_start(r);
+		if (rc) {
+			watch_root_end(r, rc == -ENOENT || rc == -ENOTDIR ? "deleted" : "error");
+			continue;
+		}
+		ra_watch_event ev = {.kind = RA_WEV_RESCANNED, .watch = r->id, .path = r->path, .type = RA_FS_DIR,
+				     .size = -1, .dirs = r->dirs};
+		watch_emit(&ev);
+	}
+}
+
+static void handle_event(const struct inotify_event *ie)
+{
+	if (ie->mask & IN_Q_OVERFLOW) {
+		flush_pending();
+		rescan_all();
+		return;
+	}
+	if (pending.active && !((ie->mask & IN_MOVED_TO) && ie->cookie == pending.cookie))
+		flush_pending();
+	wnode *n = wd_lookup(ie->wd);
+	if (!n)
+		return; /* a watch already dropped */
+	if (ie->len && ie->name[0])
+		handle_named(n, ie);
+	else
+		handle_self(n, ie->mask);
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)w, (void)revents;
+	static char buf[READ_BUF_BYTES] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (int reads = 0; reads < READS_PER_WAKEUP; reads++) {
+		ssize_t n = read(ifd, buf, sizeof(buf));
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			/* Read empty: every event of what the scans saw has been read. */
+			hset_clear(&scanned);
+			if (pending.active)
+				ev_timer_start(loop, &move_timer);
+			return;
+		}
+		for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *ie = (const struct inotify_event *)(buf + off);
+			handle_event(ie);
+			off += (ssize_t)(sizeof(*ie) + ie->len);
+		}
+	}
+}
+
+/* ---- instance ---- */
+
+/* libinotifytools keeps its fd private; it is the lowest free descriptor at the time of its inotify_init(),
+ * which a probe finds just before (the loop is single-threaded). /proc confirms it when mounted. */
+static int create_instance(void)
+{
+	int probe = eventfd(0, EFD_CLOEXEC);
+	if (probe < 0)
+		return -errno;
+	close(probe);
+	if (!inotifytools_init(0, 0, 0))
+		return -(inotifytools_error() ? inotifytools_error() : EIO);
+	char link[64], target[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", probe);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n >= 0) {
+		target[n] = '\0';
+		if (strcmp(target, "anon_inode:inotify") != 0)
+			return -EBADF;
+	}
+	if (fcntl(probe, F_SETFD, FD_CLOEXEC) || fcntl(probe, F_SETFL, fcntl(probe, F_GETFL) | O_NONBLOCK))
+		return -errno;
+	return probe;
+}
+
+int inotify_backend_init(struct ev_loop *loop)
+{
+	int fd = create_instance();
+	if (fd < 0)
+		return fd;
+	ifd = fd;
+	ev_io_init(&io_watcher, on_readable, ifd, EV_READ);
+	ev_io_start(loop, &io_watcher);
+	ev_timer_init(&move_timer, on_move_timeout, MOVE_PAIR_WAIT_S, 0.);
+	return 0;
+}
+
+void inotify_backend_shutdown(void)
+{
+	if (ifd < 0)
+		return;
+	ev_io_stop(ra_watch_g.loop, &io_watcher);
+	ev_timer_stop(ra_watch_g.loop, &move_timer);
+	pending.active = false;
+	hset_clear(&scanned);
+	hset_clear(&dirty);
+	free(wd_buckets);
+	wd_buckets = NULL;
+	wd_nbuckets = wd_count = 0;
+	inotifytools_cleanup();
+	ifd = -1;
+}
+
+long ra_watch_max_user_watches(void) { return inotifytools_get_max_user_watches(); }
