@@ -220,6 +220,24 @@ static int on_receive(struct lws *wsi, conn *c, const void *in, size_t len)
 	return 0;
 }
 
+/* Sends the head message, or its next fragment; the bytes sent, or -1. */
+static long write_head(struct lws *wsi, ra_session *s, ra_out_msg *m)
+{
+	size_t chunk = m->len - m->sent;
+	if (chunk > RA_WS_FRAGMENT_BYTES)
+		chunk = RA_WS_FRAGMENT_BYTES;
+	int flags = lws_write_ws_flags(LWS_WRITE_BINARY, m->sent == 0, m->sent + chunk == m->len);
+	/* Bytes in front of a later fragment were sent already, so lws may use them as its LWS_PRE room. */
+	if (lws_write(wsi, m->data + s->headroom + m->sent, chunk, (enum lws_write_protocol)flags) < 0)
+		return -1;
+	ra_session_out_advance(s, chunk);
+	return (long)chunk;
+}
+
+/* Small messages (events, short replies) go out several per writable callback while the socket takes them:
+ * one per loop iteration would cap a connection at a few hundred thousand messages per second and let a
+ * burst of events outrun it. The socket is asked (lws_send_pipe_choked) before each further write, so lws
+ * never has to buffer a partial one of these. */
 static int on_writable(struct lws *wsi, conn *c)
 {
 	ra_session *s = &c->session;
@@ -233,14 +251,14 @@ static int on_writable(struct lws *wsi, conn *c)
 			return close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "agent shutting down");
 		return 0;
 	}
-	size_t chunk = m->len - m->sent;
-	if (chunk > RA_WS_FRAGMENT_BYTES)
-		chunk = RA_WS_FRAGMENT_BYTES;
-	int flags = lws_write_ws_flags(LWS_WRITE_BINARY, m->sent == 0, m->sent + chunk == m->len);
-	/* Bytes in front of a later fragment were sent already, so lws may use them as its LWS_PRE room. */
-	if (lws_write(wsi, m->data + s->headroom + m->sent, chunk, (enum lws_write_protocol)flags) < 0)
-		return -1;
-	ra_session_out_advance(s, chunk);
+	size_t budget = RA_WS_FRAGMENT_BYTES;
+	do {
+		long n = write_head(wsi, s, m);
+		if (n < 0)
+			return -1;
+		budget = (size_t)n < budget ? budget - (size_t)n : 0;
+		m = ra_session_out_head(s);
+	} while (m && budget && m->len - m->sent <= budget && !lws_send_pipe_choked(wsi));
 	update_rx_flow(wsi, c);
 	if (s->out_bytes < RA_STREAM_QUEUE_HIGH / 2)
 		ra_dispatch_session_drained(s);

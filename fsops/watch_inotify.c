@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,8 +31,7 @@
 #define DIR_MASK                                                                                           \
 	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | \
 	 IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
-#define READ_BUF_BYTES (64u << 10)
-#define READS_PER_WAKEUP 8       /* then the loop gets to send what was read */
+#define READ_BUF_BYTES (32u << 10) /* ~1000 events per wakeup: then the loop gets to send them */
 #define DIRTY_MAX 65536u         /* files written and not yet closed that are tracked */
 #define MOVE_PAIR_WAIT_S 0.005   /* how long a lone IN_MOVED_FROM waits for its IN_MOVED_TO */
 
@@ -586,27 +586,30 @@ static void handle_event(const struct inotify_event *ie)
 		handle_self(n, ie->mask);
 }
 
+/* The queue was read empty: every event of what the scans saw has been read. */
+static void on_queue_empty(struct ev_loop *loop)
+{
+	hset_clear(&scanned);
+	if (pending.active)
+		ev_timer_start(loop, &move_timer);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)w, (void)revents;
 	static char buf[READ_BUF_BYTES] __attribute__((aligned(__alignof__(struct inotify_event))));
-	for (int reads = 0; reads < READS_PER_WAKEUP; reads++) {
-		ssize_t n = read(ifd, buf, sizeof(buf));
-		if (n <= 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			/* Read empty: every event of what the scans saw has been read. */
-			hset_clear(&scanned);
-			if (pending.active)
-				ev_timer_start(loop, &move_timer);
-			return;
-		}
-		for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
-			const struct inotify_event *ie = (const struct inotify_event *)(buf + off);
-			handle_event(ie);
-			off += (ssize_t)(sizeof(*ie) + ie->len);
-		}
+	ssize_t n;
+	do
+		n = read(ifd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+		const struct inotify_event *ie = (const struct inotify_event *)(buf + off);
+		handle_event(ie);
+		off += (ssize_t)(sizeof(*ie) + ie->len);
 	}
+	int left = 0;
+	if (n <= 0 || (ioctl(ifd, FIONREAD, &left) == 0 && left == 0))
+		on_queue_empty(loop);
 }
 
 /* ---- instance ---- */

@@ -112,7 +112,8 @@ static int take_snapshot(wroot *r, snapshot *s)
 		snap_free(s);
 		return rc;
 	}
-	qsort(s->e, s->n, sizeof(*s->e), cmp_entry);
+	if (s->n)
+		qsort(s->e, s->n, sizeof(*s->e), cmp_entry);
 	return 0;
 }
 

@@ -57,7 +57,7 @@ def wait_healthy(port, proc, timeout=10.0):
 
 
 class Agent:
-    def __init__(self, args=(), env=None, token=TOKEN, port=None, workdir=None, wait=True):
+    def __init__(self, args=(), env=None, token=TOKEN, port=None, workdir=None, wait=True, prefix=()):
         self.port = port or free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="runra-e2e-")
         self.workdir = workdir or os.path.join(self.tmp.name, "workspace")
@@ -70,7 +70,8 @@ class Agent:
         if token is not None:
             full_env["RUNRA_AGENT_TOKEN"] = token
         full_env.update(env or {})
-        self.args = [AGENT_BIN, "--listen", f"127.0.0.1:{self.port}", "--workdir", self.workdir, *args]
+        # prefix: a command that execs the agent (e.g. to set a limit first)
+        self.args = [*prefix, AGENT_BIN, "--listen", f"127.0.0.1:{self.port}", "--workdir", self.workdir, *args]
         if PID1:  # --kill-child: the agent never outlives the test
             self.args = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *self.args]
         self.stderr = open(self.stderr_path, "wb")
