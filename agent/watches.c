@@ -23,8 +23,9 @@ static const char *const event_names[] = {
 static void describe_errno(int err, char *buf, size_t cap)
 {
 	if (err == ENOSPC)
-		snprintf(buf, cap, "the inotify watch limit was reached (fs.inotify.max_user_watches = %ld; raise it with "
-			 "sysctl, or exclude directories)", ra_watch_max_user_watches());
+		snprintf(buf, cap, "the inotify watch limit was reached (max_user_watches: %ld; raise "
+			 "fs.inotify.max_user_watches or user.max_inotify_watches, or exclude directories)",
+			 ra_watch_max_user_watches());
 	else
 		snprintf(buf, cap, "%s", strerror(err));
 }

@@ -665,4 +665,23 @@ void inotify_backend_shutdown(void)
 	ifd = -1;
 }
 
-long ra_watch_max_user_watches(void) { return inotifytools_get_max_user_watches(); }
+static long read_number(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* The system's limit (libinotifytools reads fs.inotify.max_user_watches), or the user namespace's when it is
+ * lower: containers often run in one, and there the namespace's limit is the one that bites. */
+long ra_watch_max_user_watches(void)
+{
+	long sys = inotifytools_get_max_user_watches();
+	long ns = read_number("/proc/sys/user/max_inotify_watches");
+	return ns >= 0 && (sys < 0 || ns < sys) ? ns : sys;
+}

@@ -277,8 +277,9 @@ def test_watch_limit_is_a_clear_error(make_agent, tmp_path):
     for i in range(limit + 2):
         (tree / f"d{i}").mkdir(parents=True)
     message = expect_error(ws.request("watch.add", path=str(tree)), "RESOURCE_EXHAUSTED")
-    assert "max_user_watches" in message or "max_inotify_watches" in message
-    assert len(ws.call("watch.list")["watches"]) == 1  # nothing left behind
+    assert f"max_user_watches: {limit};" in message, message
+    listing = ws.call("watch.list")
+    assert len(listing["watches"]) == 1 and listing["maxUserWatches"] == limit  # nothing left behind
     small = tmp_path / "small"
     (small / "a").mkdir(parents=True)
     assert ws.call("watch.add", path=str(small))["watch"]["dirs"] == 2  # the failed add released its watches
