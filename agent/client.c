@@ -5,6 +5,8 @@
 
 #include <getopt.h>
 #include <libwebsockets.h>
+#include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,6 @@
 #include "../proto/ra_limits.h"
 #include "client_internal.h"
 #include "config.h"
-#include "log.h"
 
 #define DEFAULT_URL "ws://127.0.0.1:49200"
 
@@ -34,6 +35,8 @@ static struct {
 	struct lws *wsi;
 	struct ev_loop *loop;
 	ev_timer timeout;
+	ev_signal sigint, sigterm; /* commands that run until interrupted */
+	char close_reason[300];    /* what the agent said when it closed the connection, if anything */
 	out_msg *out_head, *out_tail;
 	ra_buf inbox;
 	bool ready;
@@ -69,14 +72,18 @@ void client_finish(int code)
 	ev_break(st.loop, EVBREAK_ALL);
 }
 
+static void print_json_string(FILE *out, const char *s, size_t n);
+
 void client_fail(const char *code, const char *message)
 {
 	if (st.finished)
 		return;
 	if (st.json) {
-		char esc[1024];
-		ra_json_escape(esc, 0, sizeof(esc), message, strlen(message));
-		fprintf(stderr, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", code, esc);
+		fputs("{\"error\":{\"code\":", stderr);
+		print_json_string(stderr, code, strlen(code));
+		fputs(",\"message\":", stderr);
+		print_json_string(stderr, message, strlen(message));
+		fputs("}}\n", stderr);
 	} else {
 		fprintf(stderr, "runra-agent %s: %s: %s\n", st.cmd->name, code, message);
 	}
@@ -103,18 +110,67 @@ bool client_str_is(const msgpack_object *o, const char *s)
 
 /* ---- msgpack → JSON ---- */
 
+static void print_json_ascii(FILE *out, unsigned char c)
+{
+	static const char short_escapes[] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r'};
+	if (c == '"' || c == '\\')
+		fprintf(out, "\\%c", c);
+	else if (c < sizeof(short_escapes) && short_escapes[c])
+		fprintf(out, "\\%c", short_escapes[c]);
+	else if (c < 0x20 || c == 0x7f)
+		fprintf(out, "\\u%04x", c);
+	else
+		fputc(c, out);
+}
+
+/* Names are bytes on the agent's side (protocol §10) and may not be UTF-8: each byte that is not part of a
+ * well-formed character becomes U+FFFD, so the output stays valid JSON. */
 static void print_json_string(FILE *out, const char *s, size_t n)
 {
-	char buf[4096];
+	const unsigned char *p = (const unsigned char *)s;
 	fputc('"', out);
-	while (n) {
-		size_t part = n > 1000 ? 1000 : n;
-		ra_json_escape(buf, 0, sizeof(buf), s, part);
-		fputs(buf, out);
-		s += part;
-		n -= part;
+	for (size_t i = 0; i < n;) {
+		size_t len = ra_utf8_char_length(p + i, n - i);
+		if (len == 0)
+			fputs("\\ufffd", out);
+		else if (len == 1)
+			print_json_ascii(out, p[i]);
+		else
+			fwrite(p + i, 1, len, out);
+		i += len ? len : 1;
 	}
 	fputc('"', out);
+}
+
+static void print_base64(FILE *out, const unsigned char *p, size_t n)
+{
+	static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	fputc('"', out);
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0u);
+		char quad[4] = {digits[v >> 18 & 63], digits[v >> 12 & 63], i + 1 < n ? digits[v >> 6 & 63] : '=',
+				i + 2 < n ? digits[v & 63] : '='};
+		fwrite(quad, 1, sizeof(quad), out);
+	}
+	fputc('"', out);
+}
+
+/* JSON keys are strings; msgpack's may be anything, and then the key is the JSON text of its value. */
+static void print_json_key(FILE *out, const msgpack_object *key)
+{
+	if (key->type == MSGPACK_OBJECT_STR) {
+		print_json_string(out, key->via.str.ptr, key->via.str.size);
+		return;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	if (mem) {
+		client_print_json(mem, key);
+		fclose(mem);
+	}
+	print_json_string(out, text ? text : "", text ? len : 0);
+	free(text);
 }
 
 static void print_json_container(FILE *out, const msgpack_object *o)
@@ -126,7 +182,7 @@ static void print_json_container(FILE *out, const msgpack_object *o)
 		if (i)
 			fputc(',', out);
 		if (map) {
-			client_print_json(out, &o->via.map.ptr[i].key);
+			print_json_key(out, &o->via.map.ptr[i].key);
 			fputc(':', out);
 			client_print_json(out, &o->via.map.ptr[i].val);
 		} else {
@@ -134,6 +190,13 @@ static void print_json_container(FILE *out, const msgpack_object *o)
 		}
 	}
 	fputc(map ? '}' : ']', out);
+}
+
+static void print_json_ext(FILE *out, const msgpack_object_ext *ext)
+{
+	fprintf(out, "{\"extType\":%d,\"data\":", ext->type);
+	print_base64(out, (const unsigned char *)ext->ptr, ext->size);
+	fputc('}', out);
 }
 
 void client_print_json(FILE *out, const msgpack_object *o)
@@ -144,10 +207,15 @@ void client_print_json(FILE *out, const msgpack_object *o)
 	case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(out, "%llu", (unsigned long long)o->via.u64); break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(out, "%lld", (long long)o->via.i64); break;
 	case MSGPACK_OBJECT_FLOAT32:
-	case MSGPACK_OBJECT_FLOAT64: fprintf(out, "%.17g", o->via.f64); break;
+	case MSGPACK_OBJECT_FLOAT64:
+		if (isfinite(o->via.f64))
+			fprintf(out, "%.17g", o->via.f64);
+		else
+			fputs("null", out); /* JSON has no NaN or infinity */
+		break;
 	case MSGPACK_OBJECT_STR: print_json_string(out, o->via.str.ptr, o->via.str.size); break;
-	case MSGPACK_OBJECT_BIN: fprintf(out, "\"<%u bytes>\"", o->via.bin.size); break;
-	case MSGPACK_OBJECT_EXT: fprintf(out, "\"<ext %d, %u bytes>\"", o->via.ext.type, o->via.ext.size); break;
+	case MSGPACK_OBJECT_BIN: print_base64(out, (const unsigned char *)o->via.bin.ptr, o->via.bin.size); break;
+	case MSGPACK_OBJECT_EXT: print_json_ext(out, &o->via.ext); break;
 	case MSGPACK_OBJECT_ARRAY:
 	case MSGPACK_OBJECT_MAP: print_json_container(out, o); break;
 	}
@@ -217,7 +285,7 @@ static void handle_message(const uint8_t *buf, size_t len)
 		if (st.cmd->no_timeout)
 			ev_timer_stop(st.loop, &st.timeout);
 		st.cmd->start();
-	} else if (st.ready) {
+	} else if (st.ready && !st.finished) { /* messages already read in this turn of the loop are not output */
 		st.cmd->on_message(&up.data.via.map);
 	}
 	msgpack_unpacked_destroy(&up);
@@ -245,6 +313,16 @@ static void on_connection_error(struct lws *wsi, const char *why)
 		client_fail("UNAUTHENTICATED", "the agent refused the token (HTTP 401)");
 	else
 		client_fail("UNAVAILABLE", msg);
+}
+
+/* The agent says why it closes (1001 shutting down, 1008 a full queue...): more useful than "closed". */
+static void remember_close_reason(const unsigned char *payload, size_t len)
+{
+	if (len < 2)
+		return;
+	int reason_len = len - 2 > 200 ? 200 : (int)(len - 2);
+	snprintf(st.close_reason, sizeof(st.close_reason), "the agent closed the connection (%u %.*s)",
+		 (unsigned)payload[0] << 8 | payload[1], reason_len, (const char *)payload + 2);
 }
 
 static int on_http_body(const char *in, size_t len)
@@ -276,9 +354,12 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		return on_receive(wsi, in, len);
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return write_next(wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		remember_close_reason(in, len);
+		return 0;
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		st.wsi = NULL;
-		client_fail("UNAVAILABLE", "the agent closed the connection");
+		client_fail("UNAVAILABLE", st.close_reason[0] ? st.close_reason : "the agent closed the connection");
 		return 0;
 	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP: {
 		char buf[LWS_PRE + 2048], *px = buf + LWS_PRE;
@@ -331,6 +412,23 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	client_fail("TIMEOUT", "no answer from the agent in time");
+}
+
+static void on_interrupt(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	client_finish(0); /* the way to stop a command that runs until interrupted: not a failure */
+}
+
+/* From the start, not only once the agent is ready: an interrupt while connecting ends it the same way. */
+static void start_interrupt_watchers(void)
+{
+	ev_signal_init(&st.sigint, on_interrupt, SIGINT);
+	ev_signal_start(st.loop, &st.sigint);
+	ev_signal_init(&st.sigterm, on_interrupt, SIGTERM);
+	ev_signal_start(st.loop, &st.sigterm);
 }
 
 static int connect_agent(void)
@@ -415,11 +513,15 @@ static int run_loop(void)
 	st.exit_code = 1;
 	ev_timer_init(&st.timeout, on_timeout, RA_CLIENT_TIMEOUT_MS / 1000.0, 0);
 	ev_timer_start(st.loop, &st.timeout);
+	if (st.cmd->until_signal)
+		start_interrupt_watchers();
 	if (connect_agent())
 		client_fail("UNAVAILABLE", "cannot start the connection");
 	else
 		ev_run(st.loop, 0);
 	ev_timer_stop(st.loop, &st.timeout);
+	ev_signal_stop(st.loop, &st.sigint); /* no-ops when they were not started */
+	ev_signal_stop(st.loop, &st.sigterm);
 	lws_context_destroy(st.context);
 	ra_buf_free(&st.inbox);
 	while (st.out_head) {

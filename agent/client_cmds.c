@@ -1,7 +1,9 @@
-/* The debug client's commands: health, ping, info, exec, ps, kill. Each builds its request when the agent
- * is ready and turns the answers into output for people (or JSON with --json) and an exit status. */
+/* The debug client's commands: health, ping, info, exec, ps, kill, the file commands and watch. Each builds
+ * its request when the agent is ready and turns the answers into output for people (or JSON with --json) and
+ * an exit status. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -763,24 +765,133 @@ static void cp_message(const msgpack_object_map *m)
 		upload_message(m);
 }
 
+/* ---- watch [--type PATTERN]... [--path PREFIX]... [--proc ID]... [--since SEQ] ---- */
+
+/* Every watch option takes a value, so its argv alternates option and value; start reads the values from
+ * there, and parse only counts them. */
+static struct {
+	char **argv;
+	int argc;
+	uint32_t types, paths, procs;
+	bool has_since;
+	unsigned long since;
+} wt;
+
+static int watch_parse(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i += 2) {
+		const char *option = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!value)
+			return 2;
+		if (strcmp(option, "--type") == 0)
+			wt.types++;
+		else if (strcmp(option, "--path") == 0)
+			wt.paths++;
+		else if (strcmp(option, "--proc") == 0)
+			wt.procs++;
+		else if (strcmp(option, "--since") == 0 && !wt.has_since &&
+			 !ra_parse_uint(value, 0, ULONG_MAX - 1, &wt.since)) /* the agent's sinceSeq stops there too */
+			wt.has_since = true;
+		else
+			return 2;
+	}
+	wt.argv = argv;
+	wt.argc = argc;
+	return 0;
+}
+
+/* key: [the value of every `option` in argv]; the agent checks them (sizes, counts), not us. */
+static void enc_option_values(ra_enc *e, const char *key, const char *option, uint32_t count)
+{
+	ra_enc_str(e, key);
+	ra_enc_array(e, count);
+	for (int i = 1; i + 1 < wt.argc; i += 2)
+		if (strcmp(wt.argv[i], option) == 0)
+			ra_enc_str(e, wt.argv[i + 1]);
+}
+
+static void watch_start(void)
+{
+	signal(SIGPIPE, SIG_IGN); /* a reader that went away (`| head`) shows up as EPIPE from fflush */
+	uint32_t args = 1u + (wt.paths ? 1u : 0u) + (wt.procs ? 1u : 0u) + (wt.has_since ? 1u : 0u);
+	ra_enc *e = client_request(REQUEST_ID, "subscribe", args);
+	if (!e)
+		return;
+	if (wt.types) {
+		enc_option_values(e, "events", "--type", wt.types);
+	} else {
+		ra_enc_str(e, "events");
+		ra_enc_array(e, 1);
+		ra_enc_str(e, "*");
+	}
+	if (wt.paths)
+		enc_option_values(e, "paths", "--path", wt.paths);
+	if (wt.procs)
+		enc_option_values(e, "procs", "--proc", wt.procs);
+	if (wt.has_since) {
+		ra_enc_str(e, "sinceSeq");
+		ra_enc_u64(e, wt.since);
+	}
+	client_send(e);
+}
+
+/* One message, one line, flushed at once: whoever reads the pipe sees each event as it happens. */
+static void print_line(const msgpack_object_map *m)
+{
+	msgpack_object whole = {.type = MSGPACK_OBJECT_MAP, .via = {.map = *m}};
+	client_print_json(stdout, &whole);
+	putchar('\n');
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return;
+	if (errno == EPIPE) {
+		client_finish(0); /* nobody reads any more: the end of the watch, not a failure */
+		return;
+	}
+	char msg[200];
+	snprintf(msg, sizeof(msg), "cannot write to stdout: %s", strerror(errno));
+	client_fail("INTERNAL", msg);
+}
+
+static void watch_message(const msgpack_object_map *m)
+{
+	const msgpack_object *type = ra_map_get(m, "type");
+	if (client_str_is(type, "event") || client_str_is(type, "gap")) {
+		print_line(m);
+		return;
+	}
+	/* The subscribe is the only request: its success needs no output, and any error is its error. */
+	const msgpack_object *err = ra_map_get(m, "error");
+	if (client_str_is(type, "reply") && err)
+		client_report_error(err);
+}
+
 /* ---- the table ---- */
 
 const client_command client_commands[] = {
-	{"health", true, false, no_arguments, health_start, health_message, "health [--url URL] [--json]"},
-	{"ping", false, false, no_arguments, ping_start, ping_message, "ping [--url URL] [--token T] [--json]"},
-	{"info", false, false, no_arguments, info_start, info_message, "info [--url URL] [--token T] [--json]"},
-	{"ps", false, false, no_arguments, ps_start, ps_message, "ps [--url URL] [--token T] [--json]"},
-	{"kill", false, false, kill_parse, kill_start, kill_message, "kill [-SIGNAL] PROC   (default SIGTERM)"},
-	{"exec", false, true, exec_parse, exec_start, exec_message,
+	{"health", true, false, false, no_arguments, health_start, health_message, "health [--url URL] [--json]"},
+	{"ping", false, false, false, no_arguments, ping_start, ping_message, "ping [--url URL] [--token T] [--json]"},
+	{"info", false, false, false, no_arguments, info_start, info_message, "info [--url URL] [--token T] [--json]"},
+	{"ps", false, false, false, no_arguments, ps_start, ps_message, "ps [--url URL] [--token T] [--json]"},
+	{"kill", false, false, false, kill_parse, kill_start, kill_message, "kill [-SIGNAL] PROC   (default SIGTERM)"},
+	{"exec", false, true, false, exec_parse, exec_start, exec_message,
 	 "exec [--cwd DIR] [--env K=V]... [--timeout MS] [--user U] [--tty] [-i|--stdin] -- CMD...\n"
 	 "  one word after -- is a shell command line (sh -c); several are a program and its arguments.\n"
 	 "  exits with the process's exit code (128+N when a signal N ended it)"},
-	{"ls", false, false, ls_parse, ls_start, ls_message, "ls [PATH]   (agent-side path, default the workdir)"},
-	{"cat", false, true, cat_parse, cat_start, download_message, "cat PATH   (agent-side path)"},
-	{"rm", false, false, rm_parse, rm_start, quiet_message, "rm [-r] PATH"},
-	{"mkdir", false, false, mkdir_parse, mkdir_start, quiet_message, "mkdir [-p] PATH"},
-	{"mv", false, false, two_paths_parse, mv_start, quiet_message, "mv FROM TO   (agent-side paths)"},
-	{"cp", false, true, cp_parse, cp_start, cp_message,
+	{"ls", false, false, false, ls_parse, ls_start, ls_message, "ls [PATH]   (agent-side path, default the workdir)"},
+	{"cat", false, true, false, cat_parse, cat_start, download_message, "cat PATH   (agent-side path)"},
+	{"rm", false, false, false, rm_parse, rm_start, quiet_message, "rm [-r] PATH"},
+	{"mkdir", false, false, false, mkdir_parse, mkdir_start, quiet_message, "mkdir [-p] PATH"},
+	{"mv", false, false, false, two_paths_parse, mv_start, quiet_message, "mv FROM TO   (agent-side paths)"},
+	{"cp", false, true, false, cp_parse, cp_start, cp_message,
 	 "cp SRC DST   (one of them :PATH on the agent, e.g. cp ./app.tar :/workspace/app.tar)"},
-	{NULL, false, false, NULL, NULL, NULL, NULL},
+	{"watch", false, true, true, watch_parse, watch_start, watch_message,
+	 "watch [--type PATTERN]... [--path PREFIX]... [--proc ID]... [--since SEQ]\n"
+	 "  prints each event, and each gap (events this client lost), as one JSON object per line, until\n"
+	 "  interrupted (exit 0) or the connection ends (exit 1).\n"
+	 "  --type PATTERN  an event name, or a prefix like file.* (default *: every event); repeatable\n"
+	 "  --path PREFIX   only events at or under this agent-side path (relative: to its workdir); repeatable\n"
+	 "  --proc ID       only the events of this process; repeatable\n"
+	 "  --since SEQ     first the events after SEQ that the agent still holds (a line's seq resumes there)\n"
+	 "  in the JSON, bin values are base64 strings and bytes that are not UTF-8 become U+FFFD"},
+	{NULL, false, false, false, NULL, NULL, NULL, NULL},
 };

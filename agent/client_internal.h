@@ -13,6 +13,7 @@ typedef struct client_command {
 	const char *name;
 	bool http_health; /* GET /healthz instead of a WebSocket */
 	bool no_timeout;  /* runs as long as the remote process (exec) */
+	bool until_signal; /* runs until SIGINT or SIGTERM, which end it with status 0 (watch) */
 	int (*parse)(int argc, char **argv);            /* its own options; 0, or 2 on a usage error */
 	void (*start)(void);                            /* the agent is ready: send the request(s) */
 	void (*on_message)(const msgpack_object_map *m); /* every message after ready */
@@ -33,6 +34,8 @@ void client_finish(int exit_code);
 void client_fail(const char *code, const char *message);
 /* An error reply's code and message, reported like client_fail. */
 void client_report_error(const msgpack_object *err);
+/* Always valid JSON: invalid UTF-8 bytes in strings become U+FFFD, bin is a base64 string, a non-string map
+ * key is the JSON text of its value as a string, NaN and infinities are null. */
 void client_print_json(FILE *out, const msgpack_object *o);
 bool client_str_is(const msgpack_object *o, const char *s);
 /* The body of an HTTP /healthz answer (health command). */

@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "../proto/proto.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,26 +26,33 @@ int ra_log_parse_level(const char *name, ra_log_level *out)
 	return -1;
 }
 
+/* A byte that is not part of well-formed UTF-8 (a path's name may be any bytes) becomes U+FFFD, so that a
+ * log line is always valid JSON. */
 unsigned long ra_json_escape(char *dst, unsigned long len, unsigned long cap, const char *s, unsigned long slen)
 {
-	for (unsigned long i = 0; i < slen; i++) {
+	for (unsigned long i = 0; i < slen;) {
 		unsigned char c = (unsigned char)s[i];
 		char esc[8];
-		int n;
+		size_t n = 1, take = 1;
 		if (c == '"' || c == '\\')
-			n = snprintf(esc, sizeof(esc), "\\%c", c);
+			n = (size_t)snprintf(esc, sizeof(esc), "\\%c", c);
 		else if (c == '\n')
-			n = snprintf(esc, sizeof(esc), "\\n");
+			n = (size_t)snprintf(esc, sizeof(esc), "\\n");
 		else if (c < 0x20 || c == 0x7f)
-			n = snprintf(esc, sizeof(esc), "\\u%04x", c);
-		else {
+			n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
+		else if (c < 0x80)
 			esc[0] = (char)c;
-			n = 1;
-		}
-		if (len + (unsigned long)n + 1 > cap)
+		else if ((take = ra_utf8_char_length((const unsigned char *)s + i, slen - i)) > 0)
+			memcpy(esc, s + i, n = take);
+		else
+			memcpy(esc, "\xef\xbf\xbd", n = 3); /* U+FFFD for one byte */
+		if (!take)
+			take = 1;
+		if (len + n + 1 > cap)
 			break;
-		memcpy(dst + len, esc, (size_t)n);
-		len += (unsigned long)n;
+		memcpy(dst + len, esc, n);
+		len += n;
+		i += take;
 	}
 	if (cap)
 		dst[len < cap ? len : cap - 1] = '\0';

@@ -134,11 +134,12 @@ static void emit(const wroot *r, ra_watch_event_kind kind, const pentry *e)
 	size_t len = r->path_len;
 	memcpy(path, r->path, len);
 	bool slash = !(len == 1);
-	if (len + slash + strlen(e->rel) + 1 > sizeof(path))
+	size_t rel_len = strlen(e->rel);
+	if (len + slash + rel_len + 1 > sizeof(path))
 		return;
 	if (slash)
 		path[len++] = '/';
-	strcpy(path + len, e->rel);
+	memcpy(path + len, e->rel, rel_len + 1);
 	ra_watch_event ev = {.kind = kind, .watch = r->id, .path = path, .type = type_of(e->fmt),
 			     .size = kind != RA_WEV_DELETED && e->fmt == S_IFREG ? e->size : -1};
 	watch_emit(&ev);

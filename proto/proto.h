@@ -64,6 +64,10 @@ uint8_t *ra_buf_steal(ra_buf *b, size_t *len, size_t *alloc);
 /* Gives an empty buffer an existing allocation of headroom + alloc bytes (from ra_buf_steal). */
 void ra_buf_adopt(ra_buf *b, uint8_t *data, size_t alloc);
 
+/* The length (1 to 4) of the well-formed UTF-8 character at s (n bytes available), or 0: overlong forms,
+ * surrogates and code points past U+10FFFF count as malformed, as a strict JSON parser would reject them. */
+size_t ra_utf8_char_length(const unsigned char *s, size_t n);
+
 /* ---- decoding a request ---- */
 typedef enum {
 	RA_SCAN_OK = 0,

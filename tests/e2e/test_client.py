@@ -1,10 +1,22 @@
 """The debug client subcommands against a running agent: output for people and --json, exit codes, errors on
 stderr with their protocol code."""
+import base64
+import hashlib
 import json
 import os
+import queue
+import signal
+import socket
+import struct
 import subprocess
+import threading
+import time
+
+import msgpack
+import pytest
 
 from conftest import AGENT_BIN, TOKEN, free_port
+from wsclient import OP_BINARY, OP_CLOSE, SUBPROTOCOL, WS, mask_bytes, parse_headers
 
 
 def client(*args, env=None):
@@ -135,3 +147,292 @@ def test_file_commands(agent, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["back.bin", "src.bin"]  # no partial file left behind
     assert client("cp", "a", "b", env=env).returncode == 2  # neither side on the agent
     assert client("cp", ":a", ":b", env=env).returncode == 2
+
+
+# ---- watch ----
+
+def strict_json(text):
+    """json.loads without Python's extensions (NaN, Infinity), which are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+class Watch:
+    """`runra-agent watch ARGS` in the background; its stdout lines are read by a thread and waited for with a
+    deadline. stop_reading_after=N: the read end of the pipe is closed after N lines (a `| head -n N`)."""
+
+    def __init__(self, env, args, stop_reading_after=None):
+        self.proc = subprocess.Popen([AGENT_BIN, "watch", *args], env={"PATH": "/usr/bin:/bin", **env},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, args=(stop_reading_after,), daemon=True).start()
+
+    def _read(self, limit):
+        count = 0
+        for line in self.proc.stdout:
+            count += 1
+            if count == limit:
+                self.proc.stdout.close()  # before the test sees the line, so later writes meet a closed pipe
+            self.lines.put(line)
+            if count == limit:
+                return
+        self.lines.put(None)
+
+    def next(self, timeout=10.0):
+        """The next line: strict UTF-8, one JSON object, nothing else."""
+        try:
+            line = self.lines.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            pytest.fail(f"no line from watch within {timeout:.1f}s")
+        assert line is not None, f"watch ended: {self.finish()}"
+        assert line.endswith(b"\n") and line.count(b"\n") == 1, line
+        doc = strict_json(line.decode("utf-8"))  # raw control characters are refused too
+        assert isinstance(doc, dict), line
+        return doc
+
+    def until(self, done, timeout=10.0):
+        """Lines until done(line) is true for one; returns them all, that one last."""
+        got, deadline = [], time.monotonic() + timeout
+        while not got or not done(got[-1]):
+            got.append(self.next(deadline - time.monotonic()))
+        return got
+
+    def finish(self, sig=None, timeout=10.0):
+        """(exit status, stderr) once it has ended; sig is sent first."""
+        if sig is not None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stderr.close()
+        return code, err
+
+
+@pytest.fixture
+def watch():
+    """start(agent, *args, stop_reading_after=None) -> Watch; every one still running is killed at the end."""
+    started = []
+
+    def start(agent, *args, **kw):
+        w = Watch(env_for(agent), args, **kw)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        if w.proc.poll() is None:
+            w.proc.kill()
+        w.proc.wait()
+
+
+def current_seq(agent):
+    ws = agent.ws()
+    seq = ws.call("subscribe", events=["*"])["seq"]
+    ws.close()
+    return seq
+
+
+def test_watch_prints_each_event_as_a_json_line(agent, watch):
+    # --since the current seq: whether the subscription is in place before the mkdir or not, it is seen
+    w = watch(agent, "--type", "file.*", "--since", str(current_seq(agent)))
+    os.mkdir(f"{agent.workdir}/d")
+    got = [w.next()]  # before f: a file written in a directory not yet watched would come as created only
+    with open(f"{agent.workdir}/d/f", "w") as f:
+        f.write("abc")
+    got += w.until(lambda e: e["event"] == "file.modified")
+    assert [(e["event"], e["path"], e["kind"]) for e in got] == [
+        ("file.created", f"{agent.workdir}/d", "dir"),
+        ("file.created", f"{agent.workdir}/d/f", "file"),
+        ("file.modified", f"{agent.workdir}/d/f", "file")]
+    for e in got:
+        assert e["type"] == "event" and e["watch"] == 1 and isinstance(e["ts"], int) and e["ts"] > 0
+        assert list(e)[:4] == ["type", "event", "seq", "ts"]  # the message's own order
+    assert got[0]["seq"] < got[1]["seq"] < got[2]["seq"] and got[2]["size"] == 3
+    assert w.finish(signal.SIGINT) == (0, "")
+
+
+def test_watch_since_replays_the_same_event(agent, watch):
+    w = watch(agent, "--type", "file.*", "--since", "0")
+    os.mkdir(f"{agent.workdir}/a")
+    first = w.until(lambda e: e.get("path") == f"{agent.workdir}/a")[-1]
+    assert w.finish(signal.SIGTERM) == (0, "")
+    again = watch(agent, "--type", "file.created", "--since", str(first["seq"] - 1))
+    assert again.next() == first  # the ring's copy: same seq, same ts
+    assert again.finish(signal.SIGTERM) == (0, "")
+
+
+def test_watch_without_since_starts_with_the_next_event(agent, watch):
+    observer = agent.ws()
+    observer.call("subscribe", events=["file.created"])
+    observer.sock.settimeout(10)
+    os.mkdir(f"{agent.workdir}/old")
+    assert observer.recv_msg()["path"] == f"{agent.workdir}/old"  # it is in the ring now
+    w = watch(agent, "--type", "file.created")
+    # Nothing tells when its subscription is in place: make new directories until one is seen.
+    deadline, n = time.monotonic() + 10, 0
+    while w.lines.empty():
+        assert time.monotonic() < deadline, "watch printed nothing"
+        os.mkdir(f"{agent.workdir}/new{n}")
+        n += 1
+        time.sleep(0.05)
+    assert w.next()["path"].startswith(f"{agent.workdir}/new")
+    assert w.finish(signal.SIGINT) == (0, "")
+
+
+def test_watch_path_and_proc_filters(agent, watch):
+    wd = agent.workdir
+    since = str(current_seq(agent))
+    w = watch(agent, "--path", "keep1", "--path", f"{wd}/keep2", "--since", since)  # relative, then absolute
+    for name in ("skip", "keep1", "keep10", "keep2"):
+        os.mkdir(f"{wd}/{name}")
+    got = w.until(lambda e: e.get("path") == f"{wd}/keep2")
+    assert [(e["event"], e["path"]) for e in got] == [("file.created", f"{wd}/keep1"), ("file.created", f"{wd}/keep2")]
+    assert w.finish(signal.SIGINT) == (0, "")
+
+    p = watch(agent, "--proc", "two", "--type", "exec.*", "--since", since)
+    ws = agent.ws()
+    for proc in ("one", "two"):
+        ws.run(cmd="exit 3", procId=proc)
+    got = p.until(lambda e: e["event"] == "exec.completed")
+    assert [e["event"] for e in got] == ["exec.started", "exec.completed"] and got[0]["proc"] == "two"
+    assert got[1]["status"]["proc"] == "two" and got[1]["status"]["exitCode"] == 3  # a nested map
+    assert p.finish(signal.SIGINT) == (0, "")
+
+
+def test_watch_prints_a_gap(make_agent, watch):
+    agent = make_agent(args=["--event-ring-events", "16"])
+    observer = agent.ws()
+    observer.call("subscribe", events=["file.created"])
+    observer.sock.settimeout(10)
+    for i in range(20):
+        os.mkdir(f"{agent.workdir}/d{i}")
+    while (last := observer.recv_msg())["path"] != f"{agent.workdir}/d19":
+        pass
+    w = watch(agent, "--since", "0")
+    assert w.next() == {"type": "gap", "from": 1, "to": last["seq"] - 16, "reason": "expired"}
+    assert w.next()["seq"] == last["seq"] - 15
+    assert w.finish(signal.SIGINT) == (0, "")
+
+
+def test_watch_output_is_valid_json_for_any_name(agent, watch):
+    w = watch(agent, "--type", "file.created", "--since", str(current_seq(agent)))
+    # é and the emoji are UTF-8; then a lone byte, a surrogate, an overlong NUL, past U+10FFFF, a cut character
+    name = b'q"b\\s\nn\t\x01\x7f caf\xc3\xa9 \xf0\x9f\x98\x80 \xff \xed\xa0\x80 \xc0\x80 \xf4\x90\x80\x80 \xe2\x82'
+    os.mkdir(os.path.join(agent.workdir.encode(), name))
+    e = w.next()
+    bad = "\ufffd"
+    assert e["path"] == (f"{agent.workdir}/" + 'q"b\\s\nn\t\x01\x7f caf\u00e9 \U0001f600 '
+                         + " ".join(bad * n for n in (1, 3, 2, 4, 2)))
+    assert w.finish(signal.SIGINT) == (0, "")
+
+
+def test_watch_ends_quietly_when_its_reader_goes(agent, watch):
+    w = watch(agent, "--type", "file.created", "--since", str(current_seq(agent)), stop_reading_after=1)
+    os.mkdir(f"{agent.workdir}/one")
+    assert w.next()["path"] == f"{agent.workdir}/one"
+    os.mkdir(f"{agent.workdir}/two")  # written to a pipe nobody reads: EPIPE
+    assert w.finish() == (0, "")
+
+
+def test_watch_fails_when_the_agent_goes(agent, watch):
+    w = watch(agent, "--since", str(current_seq(agent)))
+    os.mkdir(f"{agent.workdir}/x")
+    w.next()  # connected and subscribed
+    assert agent.stop()[0] == 0
+    code, err = w.finish()
+    assert code == 1 and "UNAVAILABLE" in err and "1001 agent shutting down" in err, err
+
+
+def test_watch_errors_exit_1(agent):
+    env = env_for(agent)
+    r = client("watch", "--type", "file.*", "--type", "x" * 60, env=env)
+    assert r.returncode == 1 and r.stdout == "" and "INVALID_CONFIG" in r.stderr and "events[1]" in r.stderr, r
+    r = client("watch", "--json", "--since", "1000000", env=env)
+    assert r.returncode == 1 and json.loads(r.stderr)["error"]["code"] == "INVALID_CONFIG", r
+    r = client("watch", "--url", url(agent), "--token", "nope")
+    assert r.returncode == 1 and "UNAUTHENTICATED" in r.stderr, r
+    r = client("watch", "--url", f"ws://127.0.0.1:{free_port()}", "--token", TOKEN)
+    assert r.returncode == 1 and "UNAVAILABLE" in r.stderr, r
+
+
+def test_watch_usage_errors():
+    for args in (["--type"], ["--path"], ["--since"], ["--since", "x"], ["--since", "-1"],
+                 ["--since", "18446744073709551615"], ["--since", "1", "--since", "2"], ["--bogus", "1"],
+                 ["extra"], ["--type", "*", "--"]):
+        r = client("watch", *args)
+        assert r.returncode == 2 and "usage: runra-agent watch" in r.stderr, (args, r)
+    r = client("watch", "--help")
+    assert r.returncode == 0 and "--since SEQ" in r.stdout and "base64" in r.stdout
+
+
+class FakeAgent:
+    """One WebSocket connection played by the test, for shapes the real agent does not send: it says ready,
+    keeps the client's first request, answers it with script(request), then closes with 1001 "bye"."""
+
+    def __init__(self, script):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.script = script
+        self.request = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        conn, _ = self.listener.accept()
+        self.listener.close()
+        self.conn = conn
+        with conn:
+            conn.settimeout(10)
+            ws = WS(conn)
+            key = parse_headers(ws._read_until(b"\r\n\r\n"))["sec-websocket-key"]
+            accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept + f"\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n".encode())
+            self._send({"type": "ready"})
+            self.request = msgpack.unpackb(self._read_client_frame(ws))
+            for m in self.script(self.request):
+                self._send(m)
+            conn.sendall(WS.frame(OP_CLOSE, struct.pack("!H", 1001) + b"bye", mask=False))
+            try:
+                while conn.recv(4096):  # until the client has answered the close and gone
+                    pass
+            except OSError:
+                pass
+
+    def _send(self, message):
+        self.conn.sendall(WS.frame(OP_BINARY, msgpack.packb(message, use_bin_type=True), mask=False))
+
+    @staticmethod
+    def _read_client_frame(ws):
+        """One frame from the client: masked, as clients must."""
+        _, b1 = ws._read_exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", ws._read_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", ws._read_exact(8))[0]
+        key = ws._read_exact(4)
+        return mask_bytes(ws._read_exact(n), key)
+
+
+def test_watch_request_and_json_conversion_against_a_fake_agent():
+    bins = [b"", b"a", b"ab", b"abc", b"\x00\xff\xfe\xfd"]
+    event = {"type": "event", "event": "x.test", "seq": 5, "ts": 1795688207410, "bins": bins, "neg": -5, "f": 1.5,
+             "nan": float("nan"), "inf": float("-inf"), 7: "an int key", "ext": msgpack.ExtType(5, b"xy"),
+             "nested": {"a": [1, None, True, {"b": "\u00e9"}]}}
+    fake = FakeAgent(lambda request: [{"type": "reply", "id": request["id"], "result": {"sub": 1, "seq": 9}},
+                                      event, {"type": "reply", "id": 99, "result": {}},
+                                      {"type": "gap", "from": 3, "to": 9, "reason": "behind"}])
+    r = client("watch", "--url", f"ws://127.0.0.1:{fake.port}", "--type", "file.*", "--path", "/a", "--type",
+               "exec.started", "--proc", "p", "--path", "b", "--since", "7")
+    fake.thread.join(10)
+    assert fake.request == {"id": 1, "op": "subscribe", "events": ["file.*", "exec.started"], "paths": ["/a", "b"],
+                            "procs": ["p"], "sinceSeq": 7}
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2, r
+    assert strict_json(lines[0]) == {
+        "type": "event", "event": "x.test", "seq": 5, "ts": 1795688207410,
+        "bins": [base64.b64encode(b).decode() for b in bins], "neg": -5, "f": 1.5, "nan": None, "inf": None,
+        "7": "an int key", "ext": {"extType": 5, "data": "eHk="}, "nested": {"a": [1, None, True, {"b": "\u00e9"}]}}
+    assert strict_json(lines[1]) == {"type": "gap", "from": 3, "to": 9, "reason": "behind"}
+    assert r.returncode == 1 and "UNAVAILABLE" in r.stderr and "1001 bye" in r.stderr, r
