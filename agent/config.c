@@ -18,6 +18,7 @@ void ra_config_usage(FILE *out)
 	fprintf(out,
 		"usage: runra-agent [serve] [options]\n"
 		"       runra-agent health|ping|info [--url URL] [--token TOKEN] [--json]\n"
+		"       runra-agent watch [--type PATTERN]... [--path PREFIX]... [--proc ID]... [--since SEQ]\n"
 		"       runra-agent version\n"
 		"\n"
 		"serve options (flags override the environment variables named in brackets):\n"
@@ -41,6 +42,10 @@ void ra_config_usage(FILE *out)
 		"                        default %u\n"
 		"  --workdir-watch yes|no  watch the workdir for file events from the start\n"
 		"                        [RUNRA_AGENT_WORKDIR_WATCH], default yes\n"
+		"  --port-scan-ms N      look for new listening TCP ports every N ms while processes run\n"
+		"                        [RUNRA_AGENT_PORT_SCAN_MS], default %u\n"
+		"  --port-url-template T public URL of an exposed port: {port} and {sandbox} (RUNRA_SANDBOX_ID)\n"
+		"                        are replaced [RUNRA_PORT_URL_TEMPLATE], default none\n"
 		"  --default-user USER   run processes as USER unless a request names one, and give USER the\n"
 		"                        files and directories the agent creates [RUNRA_AGENT_DEFAULT_USER]\n"
 		"  -h, --help            this text\n"
@@ -49,7 +54,7 @@ void ra_config_usage(FILE *out)
 		"Exit codes: 0 after a graceful shutdown, 1 on a runtime failure, 2 on bad configuration.\n",
 		RA_DEFAULT_PORT, RA_DEFAULT_WORKDIR, RA_MAX_MESSAGE_BYTES_DEFAULT, RA_MAX_CONNECTIONS_DEFAULT,
 		RA_WS_KEEPALIVE_S_DEFAULT, RA_MAX_PROCESSES_DEFAULT, RA_OUTPUT_BUFFER_BYTES_DEFAULT,
-		RA_EVENT_RING_EVENTS_DEFAULT, RA_EVENT_RING_BYTES_DEFAULT);
+		RA_EVENT_RING_EVENTS_DEFAULT, RA_EVENT_RING_BYTES_DEFAULT, RA_PORT_SCAN_MS_DEFAULT);
 }
 
 int ra_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -206,6 +211,7 @@ static void set_defaults(ra_config *c)
 	c->event_ring_events = RA_EVENT_RING_EVENTS_DEFAULT;
 	c->event_ring_bytes = RA_EVENT_RING_BYTES_DEFAULT;
 	c->watch_workdir = true;
+	c->port_scan_ms = RA_PORT_SCAN_MS_DEFAULT;
 }
 
 /* Resolved now, from the image's /etc/passwd: an unknown user is bad configuration, not a later surprise. */
@@ -278,6 +284,15 @@ static int apply(ra_config *c, int opt, const char *v, FILE *err)
 			return bad(err, "--event-ring-bytes must be between 65536 and 1073741824, got", v);
 		c->event_ring_bytes = (uint32_t)n;
 		return 0;
+	case 'S':
+		if (ra_parse_uint(v, RA_PORT_SCAN_MS_MIN, RA_PORT_SCAN_MS_MAX, &n))
+			return bad(err, "--port-scan-ms must be between 10 and 60000, got", v);
+		c->port_scan_ms = (uint32_t)n;
+		return 0;
+	case 'T':
+		if (copy_str(c->port_url_template, sizeof(c->port_url_template), v))
+			return bad(err, "--port-url-template is longer than 512 bytes:", v);
+		return 0;
 	case 'W':
 		if (strcmp(v, "yes") && strcmp(v, "no"))
 			return bad(err, "--workdir-watch must be yes or no, got", v);
@@ -297,7 +312,8 @@ static int apply_env(ra_config *c, FILE *err)
 		    {"RUNRA_AGENT_MAX_CONNECTIONS", 'c'},  {"RUNRA_AGENT_KEEPALIVE_SECONDS", 'k'},
 		    {"RUNRA_AGENT_MAX_PROCESSES", 'P'},    {"RUNRA_AGENT_OUTPUT_BUFFER_BYTES", 'O'},
 		    {"RUNRA_AGENT_DEFAULT_USER", 'U'},     {"RUNRA_AGENT_EVENT_RING_EVENTS", 'E'},
-		    {"RUNRA_AGENT_EVENT_RING_BYTES", 'B'}, {"RUNRA_AGENT_WORKDIR_WATCH", 'W'}};
+		    {"RUNRA_AGENT_EVENT_RING_BYTES", 'B'}, {"RUNRA_AGENT_WORKDIR_WATCH", 'W'},
+		    {"RUNRA_AGENT_PORT_SCAN_MS", 'S'},     {"RUNRA_PORT_URL_TEMPLATE", 'T'}};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *v = getenv(vars[i].name);
 		if (v && *v && apply(c, vars[i].opt, v, err))
@@ -343,6 +359,7 @@ ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
 		{"max-processes", required_argument, NULL, 'P'}, {"output-buffer-bytes", required_argument, NULL, 'O'},
 		{"default-user", required_argument, NULL, 'U'}, {"event-ring-events", required_argument, NULL, 'E'},
 		{"event-ring-bytes", required_argument, NULL, 'B'}, {"workdir-watch", required_argument, NULL, 'W'},
+		{"port-scan-ms", required_argument, NULL, 'S'}, {"port-url-template", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	set_defaults(c);

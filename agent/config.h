@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../proto/ra_limits.h"
 #include "log.h"
 
 #define RA_DEFAULT_PORT 49200
@@ -39,6 +40,8 @@ typedef struct {
 	uint32_t event_ring_events;   /* events kept for replay, at most this many */
 	uint32_t event_ring_bytes;    /* and this many bytes */
 	bool watch_workdir;           /* the workdir is watched from the start */
+	uint32_t port_scan_ms;        /* listening sockets are looked for this often */
+	char port_url_template[RA_PORT_URL_TEMPLATE_MAX + 1]; /* "https://{port}-{sandbox}.example.dev" */
 	char default_user[64];        /* "" for none: processes run as the agent, files are the agent's */
 	uint32_t default_uid, default_gid;
 	ra_sandbox_meta sandbox[RA_MAX_SANDBOX_META];

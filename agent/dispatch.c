@@ -11,6 +11,7 @@
 #include "files.h"
 #include "log.h"
 #include "pid1.h"
+#include "ports.h"
 #include "watches.h"
 
 /* Writes the reply and returns RA_OK, returns an error code with its reason in why, or returns
@@ -47,7 +48,7 @@ static const op_entry op_table[] = {
 	{"watch.add", ra_op_watch_add}, {"watch.remove", ra_op_watch_remove}, {"watch.list", ra_op_watch_list}, {"subscribe", ra_op_subscribe},
 	{"unsubscribe", ra_op_unsubscribe},
 	/* ports */
-	{"port.expose", NULL}, {"port.list", NULL}, {"port.close", NULL}, {"port.connect", NULL},
+	{"port.expose", ra_op_port_expose}, {"port.list", ra_op_port_list}, {"port.close", ra_op_port_close}, {"port.connect", NULL},
 	{"port.send", NULL}, {"port.disconnect", NULL},
 	/* lifecycle and metrics */
 	{"shutdown", NULL}, {"pause.prepare", NULL}, {"resume", NULL}, {"sandbox.reset", NULL},
@@ -74,6 +75,7 @@ void ra_dispatch_session_closed(ra_session *s)
 	ra_exec_session_closed(s);
 	ra_files_session_closed(s);
 	ra_events_session_closed(s);
+	ra_ports_session_closed(s);
 }
 
 static const op_entry *op_find(const ra_request *req)

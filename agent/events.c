@@ -270,10 +270,13 @@ uint64_t ra_events_emit(const ra_event_meta *m, uint32_t fields, ra_event_fill_f
 	ra_enc_str(&enc, "ts");
 	ra_enc_i64(&enc, ra_unix_ms());
 	fill(&enc, ctx);
-	ev_entry *e = ra_enc_failed(&enc) ? NULL : entry_new(m, &enc, seq);
+	/* The same check as for what clients send: a field count that does not match what fill wrote must
+	 * not reach a client as a broken message. */
+	bool whole = !ra_enc_failed(&enc) && ra_scan(ra_buf_payload(&enc.buf), enc.buf.len) == RA_SCAN_OK;
+	ev_entry *e = whole ? entry_new(m, &enc, seq) : NULL;
 	ra_enc_free(&enc);
 	if (!e)
-		ra_log(RA_LOG_ERROR, "events.lost", "event %llu (%s) could not be kept: subscribers will see a gap",
+		ra_log(RA_LOG_ERROR, "events.lost", "event %llu (%s) could not be encoded or kept: subscribers will see a gap",
 		       (unsigned long long)seq, m->name);
 	ring_push(e);
 	for (ra_session *s = ra_session_first(); s; s = s->next)

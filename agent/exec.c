@@ -7,6 +7,7 @@
 #include "../procmgr/procmgr.h"
 #include "../proto/ra_limits.h"
 #include "events.h"
+#include "ports.h"
 #include "log.h"
 
 typedef enum { ATTACH_EXEC, ATTACH_ATTACH, ATTACH_WAIT } attach_kind;
@@ -707,6 +708,7 @@ ra_err ra_op_exec(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *w
 	extra->background = x.background;
 	ra_proc_set_user(p, extra);
 	ra_log(RA_LOG_DEBUG, "exec.started", "%s pid %d: %s", ra_proc_id(p), (int)ra_proc_pid(p), ra_proc_command(p));
+	ra_ports_kick(); /* it may listen */
 	ra_event_meta m = {.name = "exec.started", .proc = ra_proc_id(p)};
 	ra_events_emit(&m, 4, fill_started, p);
 	if (x.background) {

@@ -19,6 +19,7 @@
 #include "pid1.h"
 #include "transport.h"
 #include "events.h"
+#include "ports.h"
 #include "watches.h"
 
 #define SHUTDOWN_GRACE_MS 500
@@ -119,6 +120,7 @@ static int serve(int argc, char **argv)
 	ra_dispatch_init(&agent);
 	ra_events_init(config.event_ring_events, config.event_ring_bytes, config.workdir);
 	ra_watches_init(&agent);
+	ra_ports_init(&agent);
 	if (ra_transport_start(&agent))
 		return 1;
 	char where[160];
@@ -128,6 +130,7 @@ static int serve(int argc, char **argv)
 	ev_run(agent.loop, 0);
 	ra_transport_destroy();
 	ra_watches_shutdown();
+	ra_ports_shutdown();
 	ra_events_shutdown();
 	ra_exec_shutdown();
 	ra_pid1_stop(agent.loop);

@@ -121,6 +121,13 @@ char *ra_proc_describe(const ra_spawn_opts *opts) { return spawn_describe(opts);
 ra_proc *ra_proc_next(const ra_proc *p) { return p->next; }
 unsigned long ra_procmgr_orphans_reaped(void) { return orphans_reaped; }
 
+bool ra_procmgr_has_children(void)
+{
+	siginfo_t info;
+	/* WNOWAIT: only a look; the SIGCHLD watcher stays the one reaper. */
+	return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
 static void proc_free(ra_proc *p)
 {
 	if (hooks.on_free)

@@ -123,6 +123,8 @@ ra_proc *ra_proc_find(const char *id);
 ra_proc *ra_proc_first(void);
 ra_proc *ra_proc_next(const ra_proc *p);
 unsigned long ra_procmgr_orphans_reaped(void);
+/* Whether the agent has any child process (tracked or an adopted orphan), alive or not yet reaped. */
+bool ra_procmgr_has_children(void);
 
 /* A reference keeps a DONE process from being evicted. */
 void ra_proc_ref(ra_proc *p);

@@ -83,6 +83,14 @@
 #define RA_SUBSCRIPTION_ITEMS_MAX 16u  /* patterns, paths and procs, each, per subscription */
 #define RA_EVENT_PATTERN_MAX 47u       /* bytes of one event-name pattern */
 
+/* Ports. */
+#define RA_PORT_SCAN_MS_DEFAULT 100u    /* listening sockets are looked for this often (while processes run) */
+#define RA_PORT_SCAN_MS_MIN 10u
+#define RA_PORT_SCAN_MS_MAX 60000u
+#define RA_PORTS_SCAN_MAX 4096          /* listening sockets one scan reads */
+#define RA_PORT_WAIT_MAX_MS (3600u * 1000) /* port.expose waitMs */
+#define RA_PORT_URL_TEMPLATE_MAX 512
+
 /* The debug client gives up after this. */
 #define RA_CLIENT_TIMEOUT_MS 10000
 

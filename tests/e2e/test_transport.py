@@ -123,7 +123,7 @@ def test_ready_message(make_agent):
     assert "exec" in ready["capabilities"] and "proc.attach" in ready["capabilities"]
     assert "file.read" in ready["capabilities"] and "file.upload.open" in ready["capabilities"]
     assert "watch.add" in ready["capabilities"] and "subscribe" in ready["capabilities"]
-    assert "port.expose" not in ready["capabilities"]  # reserved, not implemented yet
+    assert "metrics" not in ready["capabilities"]  # reserved, not implemented yet
     assert ready["sandbox"] == {"id": "sb-123", "templateId": "node20"}
     now_ms = time.time() * 1000
     assert abs(ready["startedAt"] - now_ms) < 60_000
@@ -167,7 +167,7 @@ def test_unknown_op(agent):
     assert_still_serves(ws)
 
 
-@pytest.mark.parametrize("op", ["port.expose", "shutdown", "sandbox.reset", "metrics"])
+@pytest.mark.parametrize("op", ["shutdown", "sandbox.reset", "metrics"])
 def test_reserved_ops_are_unsupported(agent, op):
     ws = agent.ws()
     expect_error(ws.request(op), "UNSUPPORTED")

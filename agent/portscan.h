@@ -1,0 +1,29 @@
+/* portscan: the TCP sockets listening in the agent's network namespace, from netlink sock_diag (the kernel's
+ * socket table, one dump per address family), or from /proc/net/tcp and tcp6 where sock_diag is missing
+ * (a kernel without inet_diag, or a seccomp filter refusing the netlink socket). */
+#ifndef RA_PORTSCAN_H
+#define RA_PORTSCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct {
+	uint16_t port;
+	bool ipv6;
+	uint8_t addr[16]; /* network order; an IPv4 address in the first 4 bytes */
+	uint64_t inode;
+} ra_listener;
+
+/* Up to cap listeners into out; the count, or -errno when neither source can be read. */
+int ra_portscan(ra_listener *out, size_t cap);
+/* "0.0.0.0", "127.0.0.1", "::", "::1". */
+void ra_listener_addr(const ra_listener *l, char *buf, size_t cap);
+bool ra_listener_is_loopback(const ra_listener *l);
+/* The pid holding the socket (a look through /proc/[pid]/fd), or 0. */
+pid_t ra_socket_owner(uint64_t inode);
+/* /proc/PID/cmdline with spaces between the arguments, cut to cap; "" when unknown. */
+void ra_process_cmdline(pid_t pid, char *buf, size_t cap);
+
+#endif
