@@ -14,6 +14,7 @@
 typedef struct {
 	uint64_t seq;
 	size_t size; /* bytes counted against the ring */
+	bool scope;
 	const char *name, *path, *path2, *proc;
 	uint32_t len;
 	uint8_t msg[]; /* the encoded message, then the strings */
@@ -101,6 +102,7 @@ static ev_entry *entry_new(const ra_event_meta *m, const ra_enc *enc, uint64_t s
 		return NULL;
 	e->seq = seq;
 	e->size = size;
+	e->scope = m->path_is_scope;
 	e->len = (uint32_t)enc->buf.len;
 	memcpy(e->msg, ra_buf_payload(&enc->buf), enc->buf.len);
 	char *at = (char *)e->msg + enc->buf.len;
@@ -179,20 +181,29 @@ static bool path_under(const char *path, const char *prefix)
 	return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+static bool path_matches(const ev_entry *e, const char *prefix)
+{
+	if (e->scope)
+		return path_under(e->path, prefix) || path_under(prefix, e->path);
+	return path_under(e->path, prefix) || path_under(e->path2, prefix);
+}
+
+/* Each filter narrows the events that carry what it filters on: paths apply to events with a path (a
+ * watch.overflow, which has none, reaches a path-filtered subscription), procs to events of a process. */
 static bool sub_matches(const subscription *sub, const ev_entry *e)
 {
 	bool ok = false;
 	for (unsigned i = 0; i < sub->npat && !ok; i++)
 		ok = pattern_matches(sub->pat[i], e->name);
-	if (ok && sub->npath) {
+	if (ok && sub->npath && e->path) {
 		ok = false;
 		for (unsigned i = 0; i < sub->npath && !ok; i++)
-			ok = path_under(e->path, sub->path[i]) || path_under(e->path2, sub->path[i]);
+			ok = path_matches(e, sub->path[i]);
 	}
-	if (ok && sub->nproc) {
+	if (ok && sub->nproc && e->proc) {
 		ok = false;
 		for (unsigned i = 0; i < sub->nproc && !ok; i++)
-			ok = e->proc && strcmp(e->proc, sub->proc[i]) == 0;
+			ok = strcmp(e->proc, sub->proc[i]) == 0;
 	}
 	return ok;
 }
@@ -458,13 +469,14 @@ ra_err ra_op_subscribe(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 ra_err ra_op_unsubscribe(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
 	conn_events *c = s->events;
-	uint64_t id = 0;
+	uint64_t id = UINT64_MAX; /* absent: all */
 	ra_err rc = ra_arg_u64(req, "sub", false, UINT32_MAX, &id, why);
 	if (rc)
 		return rc;
+	bool all = id == UINT64_MAX;
 	unsigned removed = 0;
 	for (unsigned i = 0; c && i < c->nsubs;) {
-		if (id && c->subs[i]->id != id) {
+		if (!all && c->subs[i]->id != id) {
 			i++;
 			continue;
 		}
@@ -472,7 +484,7 @@ ra_err ra_op_unsubscribe(ra_session *s, const ra_request *req, ra_enc *reply, ra
 		c->subs[i] = c->subs[--c->nsubs];
 		removed++;
 	}
-	if (id && !removed)
+	if (!all && !removed)
 		return ra_fail(why, RA_ERR_NOT_FOUND, "no subscription %llu on this connection", (unsigned long long)id);
 	ra_enc_reply_begin(reply, req->id, 2);
 	ra_enc_str(reply, "removed");

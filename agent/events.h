@@ -18,6 +18,7 @@ typedef struct {
 	const char *path;  /* the entry, or a move's destination; NULL if none */
 	const char *path2; /* a move's source */
 	const char *proc;  /* the process id; NULL if none */
+	bool path_is_scope; /* path is a tree the event is about (a watch's root): a prefix inside it matches */
 } ra_event_meta;
 
 /* Writes the event's own fields (exactly `fields` key/value pairs) into the message. */

@@ -22,7 +22,9 @@ static const char *const event_names[] = {
 
 static void describe_errno(int err, char *buf, size_t cap)
 {
-	if (err == ENOSPC)
+	if (err == E2BIG)
+		snprintf(buf, cap, "more than %u entries to poll: exclude some", RA_WATCH_POLL_ENTRIES_MAX);
+	else if (err == ENOSPC)
 		snprintf(buf, cap, "the inotify watch limit was reached (max_user_watches: %ld; raise "
 			 "fs.inotify.max_user_watches or user.max_inotify_watches, or exclude directories)",
 			 ra_watch_max_user_watches());
@@ -78,7 +80,7 @@ static void fill_watch_event(ra_enc *e, const void *ctx)
 		ra_enc_u64(e, ev->dirs);
 	} else if (ev->kind == RA_WEV_ERROR) {
 		ra_enc_str(e, "code");
-		ra_enc_str(e, ra_err_name(ra_err_from_errno(ev->err)));
+		ra_enc_str(e, ra_err_name(ev->err == E2BIG ? RA_ERR_RESOURCE_EXHAUSTED : ra_err_from_errno(ev->err)));
 		describe_errno(ev->err, message, sizeof(message));
 		ra_enc_str(e, "message");
 		ra_enc_str(e, message);
@@ -112,7 +114,9 @@ static void on_watch_event(const ra_watch_event *ev, void *ctx)
 	if (ev->kind == RA_WEV_OVERFLOW || ev->kind == RA_WEV_ERROR || ev->kind == RA_WEV_REMOVED)
 		ra_log(ev->kind == RA_WEV_REMOVED ? RA_LOG_INFO : RA_LOG_WARN, event_names[ev->kind], "watch %u %s: %s",
 		       ev->watch, ev->path, ev->kind == RA_WEV_REMOVED ? ev->reason : ev->err ? strerror(ev->err) : "overflow");
-	ra_event_meta m = {.name = event_names[ev->kind], .path = ev->path[0] ? ev->path : NULL, .path2 = ev->from};
+	bool entry = ev->kind <= RA_WEV_MOVED;
+	ra_event_meta m = {.name = event_names[ev->kind], .path = ev->path[0] ? ev->path : NULL, .path2 = ev->from,
+			   .path_is_scope = !entry};
 	ra_events_emit(&m, field_count(ev), fill_watch_event, ev);
 }
 
@@ -144,12 +148,6 @@ static void enc_info(ra_enc *e, const ra_watch_info *w)
 
 static bool info_of(uint32_t id, ra_watch_info *out) { return ra_watch_next(id - 1, out) && out->id == id; }
 
-static ra_err watcher_available(ra_why *why)
-{
-	if (!watcher_ready)
-		return ra_fail(why, RA_ERR_UNAVAILABLE, "the file watcher could not start (see the agent's log)");
-	return RA_OK;
-}
 
 typedef struct {
 	ra_watch_spec spec;
@@ -221,10 +219,10 @@ static ra_err read_add_args(const ra_request *req, add_args *a, ra_why *why)
 	a->spec.path = a->path;
 	ra_err rc;
 	if ((rc = read_path(req, a->path, why)) || (rc = ra_arg_bool(req, "recursive", &a->spec.recursive, why)) ||
-	    (rc = read_mode(req, a, why)) || (rc = ra_arg_u64(req, "pollMs", false, RA_WATCH_POLL_MS_MAX, &poll_ms, why)) ||
+	    (rc = read_mode(req, a, why)) || (rc = ra_arg_u64(req, "pollMs", false, UINT64_MAX, &poll_ms, why)) ||
 	    (rc = read_exclude(req, a, why)))
 		return rc;
-	if (poll_ms < RA_WATCH_POLL_MS_MIN)
+	if (poll_ms < RA_WATCH_POLL_MS_MIN || poll_ms > RA_WATCH_POLL_MS_MAX)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "pollMs must be between %u and %u", RA_WATCH_POLL_MS_MIN,
 			       RA_WATCH_POLL_MS_MAX);
 	a->spec.poll_ms = (uint32_t)poll_ms;
@@ -245,6 +243,8 @@ static ra_err add_error(int rc, const char *path, uint32_t other, ra_why *why)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "'%s' is not a directory: a watch's root is a directory", path);
 	case -EMFILE:
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "at most %d watches", RA_WATCH_ROOTS_MAX);
+	case -ENOSYS:
+		return ra_fail(why, RA_ERR_UNSUPPORTED, "inotify is not available here (see the agent's log): use mode \"poll\"");
 	case -E2BIG:
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "'%s' has more than %u entries to poll: exclude some",
 			       path, RA_WATCH_POLL_ENTRIES_MAX);
@@ -259,9 +259,7 @@ ra_err ra_op_watch_add(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	(void)s;
 	add_args a = {0};
 	uint32_t id = 0;
-	ra_err rc = watcher_available(why);
-	if (!rc)
-		rc = read_add_args(req, &a, why);
+	ra_err rc = read_add_args(req, &a, why);
 	if (!rc) {
 		int err = ra_watch_add(&a.spec, &id);
 		if (err)
@@ -285,9 +283,7 @@ ra_err ra_op_watch_remove(ra_session *s, const ra_request *req, ra_enc *reply, r
 	(void)s;
 	uint64_t id = 0;
 	char path[RA_FS_PATH_MAX];
-	ra_err rc = watcher_available(why);
-	if (!rc)
-		rc = ra_arg_u64(req, "watch", false, UINT32_MAX, &id, why);
+	ra_err rc = ra_arg_u64(req, "watch", false, UINT32_MAX, &id, why);
 	if (!rc && !id) {
 		if (!ra_map_get(req->map, "path"))
 			return ra_fail(why, RA_ERR_INVALID_CONFIG, "watch (an id) or path is required");
@@ -306,10 +302,7 @@ ra_err ra_op_watch_remove(ra_session *s, const ra_request *req, ra_enc *reply, r
 
 ra_err ra_op_watch_list(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
-	(void)s;
-	ra_err rc = watcher_available(why);
-	if (rc)
-		return rc;
+	(void)s, (void)why;
 	ra_watch_info w;
 	uint32_t n = 0;
 	for (uint32_t id = 0; ra_watch_next(id, &w); id = w.id)
@@ -330,10 +323,8 @@ void ra_watches_init(ra_agent *a)
 {
 	agent = a;
 	int rc = ra_watch_init(a->loop, on_watch_event, NULL);
-	if (rc) {
-		ra_log(RA_LOG_ERROR, "watch.init", "no file watcher: %s", strerror(-rc));
-		return;
-	}
+	if (rc)
+		ra_log(RA_LOG_ERROR, "watch.init", "no inotify (%s): watches are polled", strerror(-rc));
 	watcher_ready = true;
 	if (!a->config->watch_workdir)
 		return;

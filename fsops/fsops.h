@@ -13,6 +13,8 @@
 #include <sys/types.h>
 
 #define RA_FS_PATH_MAX 4096
+/* The names of the temporary files of atomic writes (".NAME.runra-PID-HEX.tmp"), as a glob. */
+#define RA_FS_TEMP_PATTERN ".*.runra-*.tmp"
 
 typedef enum { RA_FS_FILE, RA_FS_DIR, RA_FS_SYMLINK, RA_FS_OTHER } ra_fs_type;
 

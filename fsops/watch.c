@@ -12,7 +12,7 @@ struct watch_globals ra_watch_g;
 
 /* The insides of these are churn nobody watches: the directories themselves are reported, not what is in
  * them. */
-static const char *const default_exclude[] = {"**/.git/*", "**/node_modules/*"};
+static const char *const default_exclude[] = {"**/.git/*", "**/node_modules/*", RA_FS_TEMP_PATTERN};
 
 const char *const *ra_watch_default_exclude(unsigned *count)
 {
@@ -176,7 +176,9 @@ static int root_new(const ra_watch_spec *spec, wroot **out)
 		return rc;
 	}
 	r->path_len = strlen(r->path);
-	r->mode = spec->mode != RA_WATCH_AUTO ? spec->mode : fs_needs_polling(r->path) ? RA_WATCH_POLL : RA_WATCH_INOTIFY;
+	r->mode = spec->mode;
+	if (r->mode == RA_WATCH_AUTO)
+		r->mode = !ra_watch_g.inotify_ok || fs_needs_polling(r->path) ? RA_WATCH_POLL : RA_WATCH_INOTIFY;
 	*out = r;
 	return 0;
 }
@@ -213,6 +215,8 @@ int ra_watch_add(const ra_watch_spec *spec, uint32_t *id)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
+	if (spec->mode == RA_WATCH_INOTIFY && !ra_watch_g.inotify_ok)
+		return -ENOSYS;
 	wroot *other = find_overlap(spec->path, spec->recursive);
 	if (other) {
 		*id = other->id;
@@ -227,6 +231,8 @@ int ra_watch_add(const ra_watch_spec *spec, uint32_t *id)
 	r->id = ++ra_watch_g.next_id;
 	rc = r->mode == RA_WATCH_POLL ? poll_root_start(r) : inotify_root_start(r);
 	if (rc) {
+		if (rc == -EEXIST)
+			*id = ra_watch_g.conflict_root;
 		root_free(r);
 		return rc;
 	}
@@ -289,7 +295,9 @@ int ra_watch_init(struct ev_loop *loop, ra_watch_sink_fn sink, void *ctx)
 	ra_watch_g.loop = loop;
 	ra_watch_g.sink = sink;
 	ra_watch_g.ctx = ctx;
-	return inotify_backend_init(loop);
+	int rc = inotify_backend_init(loop);
+	ra_watch_g.inotify_ok = rc == 0;
+	return rc;
 }
 
 void ra_watch_shutdown(void)

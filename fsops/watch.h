@@ -46,7 +46,7 @@ typedef struct {
 	ra_fs_type type;    /* of the entry; a deleted non-directory is RA_FS_FILE */
 	int64_t size;       /* -1 when not known */
 	int err;            /* RA_WEV_ERROR: errno */
-	const char *reason; /* RA_WEV_REMOVED: "request", "deleted", "moved", "error" */
+	const char *reason; /* RA_WEV_REMOVED: "request", "deleted", "moved", "unmounted", "error" */
 	uint32_t dirs;      /* RA_WEV_RESCANNED: directories now watched */
 } ra_watch_event;
 
@@ -72,12 +72,13 @@ typedef struct {
 	unsigned exclude_count;
 } ra_watch_info;
 
-/* Creates the inotify instance (call early: children must not inherit it, it gets close-on-exec here). */
+/* Creates the inotify instance (with close-on-exec). Without it (-errno) roots can still be added: they are
+ * polled, and an explicit RA_WATCH_INOTIFY is -ENOSYS. */
 int ra_watch_init(struct ev_loop *loop, ra_watch_sink_fn sink, void *ctx);
 void ra_watch_shutdown(void);
 
-/* Adds a root; *id is its id. -EEXIST when it overlaps a root (the same directory, or one inside the other
- * where the outer is recursive; *id is then that root's id), -ENOENT, -ENOTDIR, -EINVAL (a bad pattern),
+/* Adds a root; *id is its id. -EEXIST when it overlaps a root (the same directory, also by another path, or
+ * one inside the other where the outer is recursive; *id is then that root's id), -ENOSYS (no inotify), -ENOENT, -ENOTDIR, -EINVAL (a bad pattern),
  * -ENOSPC (the system's inotify watch limit: ra_watch_max_user_watches), -EMFILE (RA_WATCH_ROOTS_MAX roots),
  * -E2BIG (a polled root over RA_WATCH_POLL_ENTRIES_MAX entries). Nothing is left behind on failure. */
 int ra_watch_add(const ra_watch_spec *spec, uint32_t *id);

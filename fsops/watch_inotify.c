@@ -372,7 +372,12 @@ static int add_dir(wroot *r, wnode *parent, const char *name, char *path, size_t
 			return 0;
 		return -e;
 	}
-	if (wd_lookup(wd))
+	wnode *known = wd_lookup(wd);
+	if (known && !parent) { /* the root itself is watched already (another path to it) */
+		ra_watch_g.conflict_root = known->root->id;
+		return -EEXIST;
+	}
+	if (known)
 		return 0; /* reached twice (a bind mount): watched once */
 	wnode *node = node_new(r, parent, parent ? name : path, wd);
 	if (!node) {
@@ -559,6 +564,8 @@ static void rescan_all(void)
 		inotify_root_stop(r);
 		int rc = inotify_root_start(r);
 		if (rc) {
+			if (rc != -ENOENT && rc != -ENOTDIR)
+				emit_error(r, r->path, -rc);
 			watch_root_end(r, rc == -ENOENT || rc == -ENOTDIR ? "deleted" : "error");
 			continue;
 		}

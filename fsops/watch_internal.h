@@ -39,6 +39,8 @@ struct watch_globals {
 	void *ctx;
 	wroot *roots;
 	uint32_t next_id;
+	bool inotify_ok;           /* the instance exists; without it every root is polled */
+	uint32_t conflict_root;    /* set with -EEXIST by inotify_root_start: the root already watching it */
 };
 extern struct watch_globals ra_watch_g;
 

@@ -31,6 +31,7 @@ struct poll_state {
 	ev_timer timer;
 	wroot *root;
 	snapshot snap;
+	int last_err; /* reported once, until a scan succeeds again */
 };
 
 static void snap_free(snapshot *s)
@@ -175,11 +176,14 @@ static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
 	if (rc) {
 		ra_watch_event ev = {.kind = RA_WEV_ERROR, .watch = r->id, .path = r->path, .type = RA_FS_DIR,
 				     .size = -1, .err = -rc};
-		watch_emit(&ev);
+		if (ps->last_err != -rc)
+			watch_emit(&ev);
+		ps->last_err = -rc;
 		if (rc == -E2BIG)
 			watch_root_end(r, "error");
 		return;
 	}
+	ps->last_err = 0;
 	diff(r, &ps->snap, &now);
 	snap_free(&ps->snap);
 	ps->snap = now;

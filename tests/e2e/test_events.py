@@ -77,7 +77,16 @@ def test_workdir_is_watched_by_default(agent):
     assert len(watches) == 1
     w = watches[0]
     assert w["path"] == agent.workdir and w["recursive"] and w["mode"] == "inotify" and w["dirs"] == 1
-    assert w["exclude"] == ["**/.git/*", "**/node_modules/*"]
+    assert w["exclude"] == ["**/.git/*", "**/node_modules/*", ".*.runra-*.tmp"]
+
+
+def test_the_agents_own_writes_show_no_temporary_files(agent):
+    ws = subscribed(agent, events=["file.*"])
+    ctl = agent.ws()
+    ctl.call("file.write", path="written.txt", data=b"one")
+    ctl.call("file.write", path="written.txt", data=b"two!")  # an atomic replace
+    got = collect(ws, lambda m: m.get("size") == 4)
+    assert summary(got) == [("file.created", f"{agent.workdir}/written.txt", "file")] * 2
 
 
 def test_create_modify_delete_move_in_order(agent):
@@ -244,6 +253,7 @@ def test_burst_of_ten_thousand_files(agent):
 def test_queue_overflow_is_reported_and_rescanned(agent):
     """A stopped agent cannot read: the kernel's queue (16384 events by default) overflows."""
     ws = subscribed(agent, events=["watch.*", "file.created"])
+    narrow = subscribed(agent, events=["watch.*"], paths=["later"])  # a path inside the root
     w = agent.workdir
     with open("/proc/sys/fs/inotify/max_queued_events") as f:
         queue = int(f.read())
@@ -258,6 +268,8 @@ def test_queue_overflow_is_reported_and_rescanned(agent):
         os.kill(agent.pid, signal.SIGCONT)
     got = collect(ws, lambda m: m["event"] == "watch.rescanned", timeout=60)
     assert any(m["event"] == "watch.overflow" for m in got)
+    assert [m["event"] for m in collect(narrow, lambda m: m["event"] == "watch.rescanned")] == [
+        "watch.overflow", "watch.rescanned"]  # it learns it must resync too
     assert got[-1]["watch"] == 1 and got[-1]["dirs"] == 4  # workdir, flood, later, later/deep
     sh(f"touch {w}/later/deep/after")  # the rebuilt watches work
     got = collect(ws, lambda m: m.get("path") == f"{w}/later/deep/after")
@@ -308,6 +320,8 @@ def test_watch_bad_input(agent, tmp_path):
     expect_error(ws.request("watch.add", path=agent.workdir + "/.."), "ALREADY_EXISTS")  # contains a recursive root
     os.mkdir(agent.workdir + "/inner")
     assert "overlaps watch 1" in expect_error(ws.request("watch.add", path=agent.workdir + "/inner"), "ALREADY_EXISTS")
+    os.symlink(agent.workdir, str(tmp_path / "alias"))
+    assert "overlaps watch 1" in expect_error(ws.request("watch.add", path=str(tmp_path / "alias")), "ALREADY_EXISTS")
     expect_error(ws.request("watch.remove", watch=99), "NOT_FOUND")
     expect_error(ws.request("watch.remove", path="/nowhere"), "NOT_FOUND")
     expect_error(ws.request("watch.remove"), "INVALID_CONFIG")
@@ -355,6 +369,7 @@ def test_several_subscriptions_and_unsubscribe(agent):
         ("file.created", "gone"), ("file.created", "keep"), ("file.deleted", "gone")]
     assert ws.call("unsubscribe", sub=1) == {"removed": 1, "subscriptions": 1}
     expect_error(ws.request("unsubscribe", sub=1), "NOT_FOUND")
+    expect_error(ws.request("unsubscribe", sub=0), "NOT_FOUND")
     assert ws.call("unsubscribe") == {"removed": 1, "subscriptions": 0}
     sh(f"cd {agent.workdir} && touch gone && rm gone")
     quiet(ws)
@@ -472,3 +487,18 @@ def test_children_do_not_inherit_the_inotify_fd(agent):
     assert status["exitCode"] == 0
     with open(os.path.join(agent.workdir, "fds.txt")) as f:
         assert "inotify" not in f.read()
+
+
+def test_without_inotify_watches_are_polled(make_agent):
+    """No inotify instance can be created (the user namespace allows none): the agent serves, and polls."""
+    prefix = ["unshare", "--user", "--map-root-user", "sh", "-c",
+              'echo 0 > /proc/sys/user/max_inotify_instances && exec "$0" "$@"']
+    agent = make_agent(prefix=prefix)
+    ws = subscribed(agent, events=["file.*"])
+    w = ws.call("watch.list")["watches"][0]
+    assert w["mode"] == "poll" and w["pollMs"] == 1000
+    with open(os.path.join(agent.workdir, "seen"), "w") as f:
+        f.write("x")
+    assert summary(collect(ws, lambda m: True)) == [("file.created", f"{agent.workdir}/seen", "file")]
+    assert "poll" in expect_error(agent.ws().request("watch.add", path="/tmp", mode="inotify"), "UNSUPPORTED")
+    assert any("no inotify" in line for line in agent.log_lines())

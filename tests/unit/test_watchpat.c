@@ -64,7 +64,8 @@ static void test_matching(void)
 	/* defaults */
 	unsigned n;
 	const char *const *d = ra_watch_default_exclude(&n);
-	CHECK_INT(n, 2);
+	CHECK_INT(n, 3);
+	CHECK(ra_watch_excluded(d, n, "src/.main.c.runra-12-3f.tmp", ".main.c.runra-12-3f.tmp"));
 	CHECK(ra_watch_excluded(d, n, "x/.git/objects", "objects"));
 	CHECK(!ra_watch_excluded(d, n, "x/.git", ".git"));
 	CHECK(!ra_watch_excluded(d, n, "src/main.c", "main.c"));
