@@ -12,6 +12,7 @@
 #include "log.h"
 #include "pid1.h"
 #include "ports.h"
+#include "tunnel.h"
 #include "watches.h"
 
 /* Writes the reply and returns RA_OK, returns an error code with its reason in why, or returns
@@ -45,11 +46,11 @@ static const op_entry op_table[] = {
 	{"file.mkdir", ra_op_file_mkdir}, {"file.delete", ra_op_file_delete}, {"file.move", ra_op_file_move},
 	{"file.chmod", ra_op_file_chmod},
 	/* events */
-	{"watch.add", ra_op_watch_add}, {"watch.remove", ra_op_watch_remove}, {"watch.list", ra_op_watch_list}, {"subscribe", ra_op_subscribe},
-	{"unsubscribe", ra_op_unsubscribe},
+	{"watch.add", ra_op_watch_add}, {"watch.remove", ra_op_watch_remove}, {"watch.list", ra_op_watch_list},
+	{"subscribe", ra_op_subscribe}, {"unsubscribe", ra_op_unsubscribe},
 	/* ports */
-	{"port.expose", ra_op_port_expose}, {"port.list", ra_op_port_list}, {"port.close", ra_op_port_close}, {"port.connect", NULL},
-	{"port.send", NULL}, {"port.disconnect", NULL},
+	{"port.expose", ra_op_port_expose}, {"port.list", ra_op_port_list}, {"port.close", ra_op_port_close},
+	{"port.connect", ra_op_port_connect}, {"port.send", ra_op_port_send}, {"port.disconnect", ra_op_port_disconnect},
 	/* lifecycle and metrics */
 	{"shutdown", NULL}, {"pause.prepare", NULL}, {"resume", NULL}, {"sandbox.reset", NULL},
 	{"lifecycle.configure", NULL}, {"metrics", NULL},
@@ -68,6 +69,7 @@ void ra_dispatch_session_drained(ra_session *s)
 		ra_exec_session_drained(s);
 	ra_files_session_drained(s);
 	ra_events_session_drained(s);
+	ra_tunnel_session_drained(s);
 }
 
 void ra_dispatch_session_closed(ra_session *s)
@@ -76,6 +78,7 @@ void ra_dispatch_session_closed(ra_session *s)
 	ra_files_session_closed(s);
 	ra_events_session_closed(s);
 	ra_ports_session_closed(s);
+	ra_tunnel_session_closed(s);
 }
 
 static const op_entry *op_find(const ra_request *req)

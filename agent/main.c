@@ -20,6 +20,7 @@
 #include "transport.h"
 #include "events.h"
 #include "ports.h"
+#include "tunnel.h"
 #include "watches.h"
 
 #define SHUTDOWN_GRACE_MS 500
@@ -121,6 +122,7 @@ static int serve(int argc, char **argv)
 	ra_events_init(config.event_ring_events, config.event_ring_bytes, config.workdir);
 	ra_watches_init(&agent);
 	ra_ports_init(&agent);
+	ra_tunnel_init(&agent);
 	if (ra_transport_start(&agent))
 		return 1;
 	char where[160];
@@ -131,6 +133,7 @@ static int serve(int argc, char **argv)
 	ra_transport_destroy();
 	ra_watches_shutdown();
 	ra_ports_shutdown();
+	ra_tunnel_shutdown();
 	ra_events_shutdown();
 	ra_exec_shutdown();
 	ra_pid1_stop(agent.loop);

@@ -90,6 +90,13 @@
 #define RA_PORTS_SCAN_MAX 4096          /* listening sockets one scan reads */
 #define RA_PORT_WAIT_MAX_MS (3600u * 1000) /* port.expose waitMs */
 #define RA_PORT_URL_TEMPLATE_MAX 512
+/* Tunnels (port.connect). */
+#define RA_TUNNEL_WINDOW_BYTES (1u << 20) /* port.send is answered once less than this waits for the port */
+#define RA_TUNNEL_QUEUE_MAX (16u << 20)   /* past this a port.send is refused */
+#define RA_TUNNEL_CONNECT_MS_DEFAULT 5000u
+#define RA_TUNNEL_CONNECT_MS_MAX 60000u
+#define RA_TUNNELS_PER_CONNECTION 256u
+#define RA_TUNNELS_MAX 1024u
 
 /* The debug client gives up after this. */
 #define RA_CLIENT_TIMEOUT_MS 10000
