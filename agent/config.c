@@ -46,6 +46,12 @@ void ra_config_usage(FILE *out)
 		"                        [RUNRA_AGENT_PORT_SCAN_MS], default %u\n"
 		"  --port-url-template T public URL of an exposed port: {port} and {sandbox} (RUNRA_SANDBOX_ID)\n"
 		"                        are replaced [RUNRA_PORT_URL_TEMPLATE], default none\n"
+		"  --shutdown-grace-ms N on shutdown, SIGKILL what is left N ms after SIGTERM\n"
+		"                        [RUNRA_AGENT_SHUTDOWN_GRACE_MS], default %u\n"
+		"  --timeout-ms N        sandbox.timeout, then shutdown, N ms after start [RUNRA_AGENT_TIMEOUT_MS]\n"
+		"  --idle-timeout-ms N   sandbox.idle after N ms without activity [RUNRA_AGENT_IDLE_TIMEOUT_MS]\n"
+		"  --poweroff-on-exit yes|no  as PID 1, power the machine off after a shutdown\n"
+		"                        [RUNRA_AGENT_POWEROFF_ON_EXIT], default no\n"
 		"  --default-user USER   run processes as USER unless a request names one, and give USER the\n"
 		"                        files and directories the agent creates [RUNRA_AGENT_DEFAULT_USER]\n"
 		"  -h, --help            this text\n"
@@ -54,7 +60,8 @@ void ra_config_usage(FILE *out)
 		"Exit codes: 0 after a graceful shutdown, 1 on a runtime failure, 2 on bad configuration.\n",
 		RA_DEFAULT_PORT, RA_DEFAULT_WORKDIR, RA_MAX_MESSAGE_BYTES_DEFAULT, RA_MAX_CONNECTIONS_DEFAULT,
 		RA_WS_KEEPALIVE_S_DEFAULT, RA_MAX_PROCESSES_DEFAULT, RA_OUTPUT_BUFFER_BYTES_DEFAULT,
-		RA_EVENT_RING_EVENTS_DEFAULT, RA_EVENT_RING_BYTES_DEFAULT, RA_PORT_SCAN_MS_DEFAULT);
+		RA_EVENT_RING_EVENTS_DEFAULT, RA_EVENT_RING_BYTES_DEFAULT, RA_PORT_SCAN_MS_DEFAULT,
+		RA_SHUTDOWN_GRACE_MS_DEFAULT);
 }
 
 int ra_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
@@ -212,6 +219,15 @@ static void set_defaults(ra_config *c)
 	c->event_ring_bytes = RA_EVENT_RING_BYTES_DEFAULT;
 	c->watch_workdir = true;
 	c->port_scan_ms = RA_PORT_SCAN_MS_DEFAULT;
+	c->shutdown_grace_ms = RA_SHUTDOWN_GRACE_MS_DEFAULT;
+}
+
+static int parse_yes_no(const char *v, bool *out)
+{
+	if (strcmp(v, "yes") && strcmp(v, "no"))
+		return -1;
+	*out = strcmp(v, "yes") == 0;
+	return 0;
 }
 
 /* Resolved now, from the image's /etc/passwd: an unknown user is bad configuration, not a later surprise. */
@@ -294,9 +310,27 @@ static int apply(ra_config *c, int opt, const char *v, FILE *err)
 			return bad(err, "--port-url-template is longer than 512 bytes:", v);
 		return 0;
 	case 'W':
-		if (strcmp(v, "yes") && strcmp(v, "no"))
+		if (parse_yes_no(v, &c->watch_workdir))
 			return bad(err, "--workdir-watch must be yes or no, got", v);
-		c->watch_workdir = strcmp(v, "yes") == 0;
+		return 0;
+	case 'g':
+		if (ra_parse_uint(v, 0, RA_SHUTDOWN_GRACE_MS_MAX, &n))
+			return bad(err, "--shutdown-grace-ms must be between 0 and 600000, got", v);
+		c->shutdown_grace_ms = (uint32_t)n;
+		return 0;
+	case 'x':
+		if (ra_parse_uint(v, 0, RA_LIFETIME_MS_MAX, &n))
+			return bad(err, "--timeout-ms must be between 0 and 2592000000 (30 days), got", v);
+		c->timeout_ms = n;
+		return 0;
+	case 'i':
+		if (ra_parse_uint(v, 0, RA_LIFETIME_MS_MAX, &n))
+			return bad(err, "--idle-timeout-ms must be between 0 and 2592000000 (30 days), got", v);
+		c->idle_timeout_ms = n;
+		return 0;
+	case 'p':
+		if (parse_yes_no(v, &c->poweroff))
+			return bad(err, "--poweroff-on-exit must be yes or no, got", v);
 		return 0;
 	}
 	return bad(err, "unknown setting", NULL);
@@ -313,7 +347,9 @@ static int apply_env(ra_config *c, FILE *err)
 		    {"RUNRA_AGENT_MAX_PROCESSES", 'P'},    {"RUNRA_AGENT_OUTPUT_BUFFER_BYTES", 'O'},
 		    {"RUNRA_AGENT_DEFAULT_USER", 'U'},     {"RUNRA_AGENT_EVENT_RING_EVENTS", 'E'},
 		    {"RUNRA_AGENT_EVENT_RING_BYTES", 'B'}, {"RUNRA_AGENT_WORKDIR_WATCH", 'W'},
-		    {"RUNRA_AGENT_PORT_SCAN_MS", 'S'},     {"RUNRA_PORT_URL_TEMPLATE", 'T'}};
+		    {"RUNRA_AGENT_PORT_SCAN_MS", 'S'},     {"RUNRA_PORT_URL_TEMPLATE", 'T'},
+		    {"RUNRA_AGENT_SHUTDOWN_GRACE_MS", 'g'}, {"RUNRA_AGENT_TIMEOUT_MS", 'x'},
+		    {"RUNRA_AGENT_IDLE_TIMEOUT_MS", 'i'}, {"RUNRA_AGENT_POWEROFF_ON_EXIT", 'p'}};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *v = getenv(vars[i].name);
 		if (v && *v && apply(c, vars[i].opt, v, err))
@@ -360,6 +396,8 @@ ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
 		{"default-user", required_argument, NULL, 'U'}, {"event-ring-events", required_argument, NULL, 'E'},
 		{"event-ring-bytes", required_argument, NULL, 'B'}, {"workdir-watch", required_argument, NULL, 'W'},
 		{"port-scan-ms", required_argument, NULL, 'S'}, {"port-url-template", required_argument, NULL, 'T'},
+		{"shutdown-grace-ms", required_argument, NULL, 'g'}, {"timeout-ms", required_argument, NULL, 'x'},
+		{"idle-timeout-ms", required_argument, NULL, 'i'}, {"poweroff-on-exit", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	set_defaults(c);

@@ -40,6 +40,10 @@ typedef struct {
 	uint32_t event_ring_events;   /* events kept for replay, at most this many */
 	uint32_t event_ring_bytes;    /* and this many bytes */
 	bool watch_workdir;           /* the workdir is watched from the start */
+	uint32_t shutdown_grace_ms;   /* SIGTERM, then SIGKILL after this, on every shutdown */
+	uint64_t timeout_ms;          /* the sandbox's lifetime from start (0: none) */
+	uint64_t idle_timeout_ms;     /* sandbox.idle after this long without activity (0: never) */
+	bool poweroff;                /* PID 1 powers the machine off when it exits */
 	uint32_t port_scan_ms;        /* listening sockets are looked for this often */
 	char port_url_template[RA_PORT_URL_TEMPLATE_MAX + 1]; /* "https://{port}-{sandbox}.example.dev" */
 	char default_user[64];        /* "" for none: processes run as the agent, files are the agent's */

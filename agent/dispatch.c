@@ -10,6 +10,7 @@
 #include "exec.h"
 #include "files.h"
 #include "log.h"
+#include "lifecycle.h"
 #include "pid1.h"
 #include "ports.h"
 #include "tunnel.h"
@@ -52,8 +53,9 @@ static const op_entry op_table[] = {
 	{"port.expose", ra_op_port_expose}, {"port.list", ra_op_port_list}, {"port.close", ra_op_port_close},
 	{"port.connect", ra_op_port_connect}, {"port.send", ra_op_port_send}, {"port.disconnect", ra_op_port_disconnect},
 	/* lifecycle and metrics */
-	{"shutdown", NULL}, {"pause.prepare", NULL}, {"resume", NULL}, {"sandbox.reset", NULL},
-	{"lifecycle.configure", NULL}, {"metrics", NULL},
+	{"shutdown", ra_op_shutdown}, {"pause.prepare", ra_op_pause_prepare}, {"resume", ra_op_resume},
+	{"sandbox.reset", ra_op_sandbox_reset}, {"lifecycle.configure", ra_op_lifecycle_configure},
+	{"timeout.extend", ra_op_timeout_extend}, {"metrics", NULL},
 };
 #define OP_COUNT (sizeof(op_table) / sizeof(op_table[0]))
 
@@ -74,11 +76,13 @@ void ra_dispatch_session_drained(ra_session *s)
 
 void ra_dispatch_session_closed(ra_session *s)
 {
+	ra_lifecycle_touch();
 	ra_exec_session_closed(s);
 	ra_files_session_closed(s);
 	ra_events_session_closed(s);
 	ra_ports_session_closed(s);
 	ra_tunnel_session_closed(s);
+	ra_lifecycle_session_closed(s);
 }
 
 static const op_entry *op_find(const ra_request *req)
@@ -137,6 +141,7 @@ static void enc_limits(ra_enc *e)
 
 void ra_dispatch_send_ready(ra_session *s)
 {
+	ra_lifecycle_touch();
 	ra_enc e;
 	ra_session_enc_init(s, &e);
 	ra_enc_map(&e, 10);
@@ -252,6 +257,7 @@ static void run_op(ra_session *s, const ra_request *req)
 
 void ra_dispatch_message(ra_session *s, const uint8_t *msg, size_t len)
 {
+	ra_lifecycle_touch();
 	ra_request req;
 	const char *why;
 	ra_err code = ra_request_decode(&req, msg, len, &why);

@@ -7,6 +7,7 @@
 #include "../procmgr/procmgr.h"
 #include "../proto/ra_limits.h"
 #include "events.h"
+#include "lifecycle.h"
 #include "ports.h"
 #include "log.h"
 
@@ -366,6 +367,7 @@ static void fill_completed(ra_enc *e, const void *ctx)
 static void on_output(ra_proc *p, void *ctx)
 {
 	(void)ctx;
+	ra_lifecycle_touch();
 	pump_proc(p);
 }
 
@@ -406,13 +408,6 @@ void ra_exec_init(ra_agent *a)
 	};
 	ra_proc_hooks hooks = {.on_output = on_output, .on_exit = on_proc_exit, .on_done = on_done, .on_free = on_free};
 	ra_procmgr_init(a->loop, &cfg, &hooks);
-}
-
-void ra_exec_terminate_all(void)
-{
-	for (ra_proc *p = ra_proc_first(); p; p = ra_proc_next(p))
-		if (ra_proc_get_state(p) != RA_PROC_DONE)
-			ra_proc_signal(p, SIGTERM, true, RA_END_KILLED);
 }
 
 void ra_exec_shutdown(void) { ra_procmgr_shutdown(); }

@@ -14,7 +14,6 @@
 
 void ra_exec_init(ra_agent *agent);
 /* SIGTERM to every live process group (the start of a shutdown). */
-void ra_exec_terminate_all(void);
 /* SIGKILL to what is left, and free everything. */
 void ra_exec_shutdown(void);
 

@@ -19,11 +19,12 @@
 #include "pid1.h"
 #include "transport.h"
 #include "events.h"
+#include "lifecycle.h"
 #include "ports.h"
 #include "tunnel.h"
 #include "watches.h"
 
-#define SHUTDOWN_GRACE_MS 500
+#define SHUTDOWN_GRACE_MS 500 /* for connections to take their last messages */
 
 static ra_agent agent;
 static ra_config config;
@@ -54,14 +55,13 @@ static void loop_syserr(const char *msg)
 
 static void on_transport_closed(void) { ev_break(agent.loop, EVBREAK_ALL); }
 
+/* The end of the shutdown path: processes are gone, sandbox.terminated was sent. */
+static void stop_serving(void) { ra_transport_shutdown(SHUTDOWN_GRACE_MS, on_transport_closed); }
+
 static void on_shutdown(int signo)
 {
 	(void)signo;
-	if (agent.shutting_down)
-		return;
-	agent.shutting_down = true;
-	ra_exec_terminate_all();
-	ra_transport_shutdown(SHUTDOWN_GRACE_MS, on_transport_closed);
+	ra_lifecycle_begin_shutdown("signal", config.shutdown_grace_ms);
 }
 
 static void record_start_times(void)
@@ -120,6 +120,7 @@ static int serve(int argc, char **argv)
 	ra_exec_init(&agent); /* the reaper, before anything can fork */
 	ra_dispatch_init(&agent);
 	ra_events_init(config.event_ring_events, config.event_ring_bytes, config.workdir);
+	ra_lifecycle_init(&agent, stop_serving); /* sandbox.started: the first event */
 	ra_watches_init(&agent);
 	ra_ports_init(&agent);
 	ra_tunnel_init(&agent);
@@ -138,6 +139,7 @@ static int serve(int argc, char **argv)
 	ra_exec_shutdown();
 	ra_pid1_stop(agent.loop);
 	ra_log(RA_LOG_INFO, "agent.exit", "graceful shutdown complete");
+	ra_lifecycle_shutdown(); /* last: as PID 1 of a VM it may power off */
 	return 0;
 }
 

@@ -441,6 +441,24 @@ ra_err ra_op_port_close(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	return RA_OK;
 }
 
+unsigned ra_ports_unexpose_all(void)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < nports;) {
+		port_entry *p = &ports[i];
+		if (p->exposed) {
+			p->exposed = false;
+			emit_closed(p, "unexposed");
+			n++;
+		}
+		if (!p->listening)
+			drop_port(p);
+		else
+			i++;
+	}
+	return n;
+}
+
 /* ---- lifecycle ---- */
 
 void ra_ports_session_closed(ra_session *s)

@@ -14,6 +14,8 @@ void ra_ports_shutdown(void);
 /* A process was started: scan from now on. */
 void ra_ports_kick(void);
 void ra_ports_session_closed(ra_session *s);
+/* Ends every exposure (port.closed, reason "unexposed"); how many. */
+unsigned ra_ports_unexpose_all(void);
 
 ra_err ra_op_port_expose(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
 ra_err ra_op_port_list(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);

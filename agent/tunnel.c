@@ -551,6 +551,21 @@ void ra_tunnel_session_closed(ra_session *s)
 	}
 }
 
+unsigned ra_tunnel_close_all(void)
+{
+	unsigned n = 0;
+	while (tunnels) {
+		tunnel *t = tunnels;
+		if (t->connected)
+			send_closed(t, ECONNABORTED);
+		else
+			send_reply_error(t->s, t->connect_req, RA_ERR_UNAVAILABLE, "the sandbox was reset");
+		tunnel_free(t, true);
+		n++;
+	}
+	return n;
+}
+
 void ra_tunnel_init(ra_agent *a) { agent = a; }
 
 void ra_tunnel_shutdown(void)

@@ -19,6 +19,8 @@ void ra_tunnel_session_drained(ra_session *s);
 void ra_tunnel_session_closed(ra_session *s);
 /* Tunnels open to port (all connections). */
 unsigned ra_tunnel_count_for_port(uint16_t port);
+/* Closes every tunnel; each client hears a closed message (error UNAVAILABLE, "reset"). How many. */
+unsigned ra_tunnel_close_all(void);
 
 ra_err ra_op_port_connect(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);
 ra_err ra_op_port_send(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);

@@ -227,6 +227,49 @@ int ra_fs_delete(const char *path, bool recursive)
 	return rmdir(path) ? -errno : 0;
 }
 
+static bool is_kept(const char *path, const char *const *keep, unsigned nkeep, bool *above)
+{
+	size_t n = strlen(path);
+	*above = false;
+	for (unsigned i = 0; i < nkeep; i++) {
+		if (strcmp(keep[i], path) == 0)
+			return true;
+		if (strncmp(keep[i], path, n) == 0 && keep[i][n] == '/')
+			*above = true;
+	}
+	return false;
+}
+
+int ra_fs_clear_dir(const char *dir, const char *const *keep, unsigned nkeep, ra_fs_removed_fn removed, void *ctx)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	int first_err = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
+			continue;
+		char path[RA_FS_PATH_MAX];
+		if (snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") ? dir : "", name) >= (int)sizeof(path))
+			continue;
+		bool above;
+		if (is_kept(path, keep, nkeep, &above))
+			continue;
+		struct stat st;
+		int rc = above && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)
+				 ? ra_fs_clear_dir(path, keep, nkeep, removed, ctx)
+				 : ra_fs_delete(path, true);
+		if (rc && !first_err)
+			first_err = rc;
+		if (!rc && !above && removed)
+			removed(path, ctx);
+	}
+	closedir(d);
+	return first_err;
+}
+
 /* ---- writing ---- */
 
 static int write_all(int fd, const uint8_t *p, size_t n)

@@ -55,6 +55,10 @@ int ra_fs_delete(const char *path, bool recursive);
  * overwrite an existing target is -EEXIST. */
 int ra_fs_move(const char *from, const char *to, bool overwrite);
 int ra_fs_chmod(const char *path, mode_t mode);
+/* Deletes everything in dir (never following a symlink out of it) except the paths in keep (absolute, and
+ * the directories leading to them); removed() hears each path deleted whole. The first error, or 0. */
+typedef void (*ra_fs_removed_fn)(const char *path, void *ctx);
+int ra_fs_clear_dir(const char *dir, const char *const *keep, unsigned nkeep, ra_fs_removed_fn removed, void *ctx);
 /* The path itself (a symlink is not followed). */
 int ra_fs_chown(const char *path, uid_t uid, gid_t gid);
 

@@ -1,4 +1,5 @@
 /* The process table, the reaper and each process's I/O (see procmgr.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -121,6 +122,61 @@ char *ra_proc_describe(const ra_spawn_opts *opts) { return spawn_describe(opts);
 ra_proc *ra_proc_next(const ra_proc *p) { return p->next; }
 unsigned long ra_procmgr_orphans_reaped(void) { return orphans_reaped; }
 
+/* Every process below the agent: the ppid links of /proc, followed down from our pid. */
+size_t ra_procmgr_descendants(pid_t *out, size_t cap)
+{
+	enum { MAX_SCAN = 65536 };
+	static pid_t pids[MAX_SCAN], ppids[MAX_SCAN];
+	size_t n = 0, found = 0;
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	struct dirent *de;
+	while (n < MAX_SCAN && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		char path[64], buf[512];
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		const char *rp = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+		int ppid;
+		if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1) {
+			pids[n] = (pid_t)atoi(de->d_name);
+			ppids[n++] = ppid;
+		}
+	}
+	closedir(d);
+	/* breadth first: out[] grows as the frontier */
+	pid_t self = getpid();
+	for (size_t i = 0; i < n; i++)
+		if (ppids[i] == self && found < cap)
+			out[found++] = pids[i];
+	for (size_t at = 0; at < found; at++)
+		for (size_t i = 0; i < n && found < cap; i++)
+			if (ppids[i] == out[at])
+				out[found++] = pids[i];
+	return found;
+}
+
+unsigned ra_procmgr_signal_all(int sig)
+{
+	static pid_t pids[65536];
+	unsigned n = 0;
+	for (ra_proc *p = table_head; p; p = p->next)
+		if (p->state != RA_PROC_DONE && kill(-p->pid, sig) == 0)
+			n++;
+	size_t count = ra_procmgr_descendants(pids, sizeof(pids) / sizeof(pids[0]));
+	for (size_t i = 0; i < count; i++)
+		n += kill(pids[i], sig) == 0;
+	return n;
+}
+
 bool ra_procmgr_has_children(void)
 {
 	siginfo_t info;
@@ -167,6 +223,21 @@ static void evict_done(void)
 		}
 		p = next;
 	}
+}
+
+unsigned ra_procmgr_forget_done(void)
+{
+	unsigned n = 0;
+	for (ra_proc *p = table_head, *next; p; p = next) {
+		next = p->next;
+		if (p->state == RA_PROC_DONE && p->refs == 0) {
+			table_remove(p);
+			done_count--;
+			proc_free(p);
+			n++;
+		}
+	}
+	return n;
 }
 
 void ra_proc_ref(ra_proc *p) { p->refs++; }

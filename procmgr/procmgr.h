@@ -125,6 +125,13 @@ ra_proc *ra_proc_next(const ra_proc *p);
 unsigned long ra_procmgr_orphans_reaped(void);
 /* Whether the agent has any child process (tracked or an adopted orphan), alive or not yet reaped. */
 bool ra_procmgr_has_children(void);
+/* The pids below the agent (children, theirs, and adopted orphans), up to cap; from /proc. */
+size_t ra_procmgr_descendants(pid_t *out, size_t cap);
+/* sig to every live process group of the table and to every descendant (daemons that left their group
+ * included); the number of successful kill() calls. */
+unsigned ra_procmgr_signal_all(int sig);
+/* Frees the finished processes nobody references, with their retained output; how many. */
+unsigned ra_procmgr_forget_done(void);
 
 /* A reference keeps a DONE process from being evicted. */
 void ra_proc_ref(ra_proc *p);

@@ -98,6 +98,14 @@
 #define RA_TUNNELS_PER_CONNECTION 256u
 #define RA_TUNNELS_MAX 1024u
 
+/* Lifecycle. */
+#define RA_SHUTDOWN_GRACE_MS_DEFAULT 2000u /* SIGTERM to every process, SIGKILL after this */
+#define RA_SHUTDOWN_GRACE_MS_MAX 600000u
+#define RA_RESET_GRACE_MS_DEFAULT 1000u
+#define RA_RESET_KEEP_MAX 64u
+#define RA_RESET_LIST_MAX 1000u           /* removed paths listed in a reset's reply */
+#define RA_LIFETIME_MS_MAX (30ull * 24 * 3600 * 1000) /* timeouts: at most 30 days */
+
 /* The debug client gives up after this. */
 #define RA_CLIENT_TIMEOUT_MS 10000
 

@@ -1,0 +1,200 @@
+"""Lifecycle: sandbox.started, the shutdown path (op and SIGTERM), pause.prepare / resume, sandbox.reset,
+idle and hard timeouts."""
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import PID1, free_port
+from wsclient import Closed
+
+
+def expect_error(reply, code):
+    assert reply["type"] == "reply" and reply["error"]["code"] == code, reply
+    return reply["error"]["message"]
+
+
+def events_until(ws, until, timeout=10.0, names=None):
+    got, deadline = [], time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out; got {got}"
+        ws.sock.settimeout(left)
+        m = ws.recv_msg()
+        if m.get("type") == "event" and (names is None or m["event"] in names):
+            got.append(m)
+            if until(m):
+                return got
+
+
+def alive(agent, pid):
+    """Whether pid lives (asked inside the sandbox, whose PID namespace may not be ours)."""
+    _, _, status, _ = agent.ws().run(cmd=f"kill -0 {pid} 2>/dev/null")
+    return status["exitCode"] == 0
+
+
+def stubborn(agent):
+    """A process group that ignores SIGTERM, and a daemon that left its group; their pids."""
+    ws = agent.ws()
+    a = ws.call("exec", cmd="trap '' TERM; while :; do sleep 0.05; done", background=True)["status"]["pid"]
+    _, _, st, _ = ws.run(cmd="setsid sh -c 'trap \"\" TERM; exec sleep 1000' </dev/null >/dev/null 2>&1 & echo $!")
+    out, _, _, _ = ws.run(cmd="pgrep -f 'sleep 1000' | head -1")
+    return a, int(out.decode().split()[0])
+
+
+def test_sandbox_started_is_the_first_event(agent):
+    ws = agent.ws()
+    ws.call("subscribe", events=["sandbox.*"], sinceSeq=0)
+    started = events_until(ws, lambda m: True)[0]
+    assert started["event"] == "sandbox.started" and started["seq"] == 1
+    assert started["startedAt"] == ws.ready["startedAt"] and started["pid1"] == PID1 and started["version"]
+
+
+def test_shutdown_op_kills_stubborn_processes_after_the_grace(agent):
+    ws = agent.ws()
+    ws.call("subscribe", events=["sandbox.*"])
+    stubborn(agent)
+    start = time.monotonic()
+    assert ws.call("shutdown", graceMs=600) == {"graceMs": 600}
+    ev = events_until(ws, lambda m: m["event"] == "sandbox.terminated")[-1]
+    took = time.monotonic() - start
+    assert ev["reason"] == "request" and ev["graceMs"] == 600 and ev["killed"] >= 2 and ev["signalled"] >= 2
+    assert 0.5 <= took < 3.0, took
+    with pytest.raises(Closed) as closed:
+        while True:
+            ws.recv_msg()
+    assert closed.value.code == 1001
+    assert agent.proc.wait(timeout=5) == 0
+    if not PID1:
+        out = os.popen("pgrep -f 'sleep 1000'; pgrep -f 'sleep 0.05'").read()
+        assert out.strip() == "" or all(not os.path.exists(f"/proc/{p}/cwd") for p in out.split())
+
+
+def test_sigterm_takes_the_same_path(agent):
+    ws = agent.ws()
+    ws.call("subscribe", events=["sandbox.terminated"])
+    ws.call("exec", cmd="sleep 1000", background=True)
+    os.kill(agent.pid, signal.SIGTERM)
+    ev = events_until(ws, lambda m: True)[0]
+    assert ev["reason"] == "signal" and ev["killed"] == 0 and ev["signalled"] >= 1  # sleep dies of SIGTERM
+    assert agent.proc.wait(timeout=5) == 0
+
+
+def test_requests_during_shutdown_are_refused(agent):
+    ws = agent.ws()
+    stubborn(agent)
+    other = agent.ws()
+    ws.call("shutdown", graceMs=2000)
+    reply = other.request("ping")
+    assert reply["error"]["code"] == "UNAVAILABLE" and reply["error"]["retryable"]
+
+
+def test_pause_prepare_and_resume(agent):
+    ws = agent.ws()
+    ev = agent.ws()
+    ev.call("subscribe", events=["sandbox.resumed"])
+    assert ws.call("resume")["pausedMs"] is None  # nothing was paused
+    prepared = ws.call("pause.prepare")
+    assert prepared["syncMs"] >= 0 and abs(prepared["preparedAt"] - time.time() * 1000) < 5000
+    time.sleep(0.3)
+    resumed = ws.call("resume")
+    assert 300 <= resumed["pausedMs"] < 5000
+    e = events_until(ev, lambda m: True)[0]
+    assert e["pausedMs"] == resumed["pausedMs"] and e["detectedBy"] == "request"
+    assert ws.call("ping")["pong"]
+
+
+def test_reset_leaves_a_clean_sandbox(agent, tmp_path):
+    ws = agent.ws()
+    ev = agent.ws()
+    ev.call("subscribe", events=["sandbox.reset", "port.closed"])
+    w = agent.workdir
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep me")
+    os.symlink(outside, f"{w}/link-out")
+    os.makedirs(f"{w}/deep/er")
+    for name in ("a.txt", "deep/er/b.txt", "keep.txt"):
+        with open(f"{w}/{name}", "w") as f:
+            f.write(name)
+    port = free_port()
+    ws.call("exec", argv=["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1"], background=True, cwd=w)
+    ws.call("port.expose", port=port, waitMs=10000)
+    tunnel_ws = agent.ws()
+    tid = tunnel_ws.call("port.connect", port=port)["tunnel"]
+    term_ignorer, daemon = stubborn(agent)
+    result = ws.call("sandbox.reset", keepPaths=["keep.txt"], graceMs=500)
+    assert result["killed"] >= 3 and result["unexposed"] == 1 and result["tunnelsClosed"] == 1
+    assert set(result["removedPaths"]) >= {f"{w}/a.txt", f"{w}/deep", f"{w}/link-out"}
+    assert result["removed"] == len(result["removedPaths"]) and f"{w}/keep.txt" not in result["removedPaths"]
+    assert result["error"] is None and result["durationMs"] < 5000
+    assert sorted(os.listdir(w)) == ["keep.txt"]
+    assert (outside / "precious").read_text() == "keep me"  # the symlink was removed, not followed
+    closed = tunnel_ws.recv_msg()
+    while not closed.get("closed"):  # the server's end (eof) may come first: it was killed
+        assert closed["type"] == "tunnel" and closed["tunnel"] == tid, closed
+        closed = tunnel_ws.recv_msg()
+    assert closed["tunnel"] == tid
+    assert ws.call("ping")["pong"]  # the same connection goes on
+    assert not alive(agent, term_ignorer) and not alive(agent, daemon)
+    listing = ws.call("proc.list")["processes"]
+    assert all(p["state"] != "running" for p in listing)
+    with socket.socket() as s:  # the port is free again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+    got = events_until(ev, lambda m: m["event"] == "sandbox.reset")
+    assert ("port.closed", "unexposed") in [(m["event"], m.get("reason")) for m in got]
+
+
+def test_idle_event(make_agent):
+    agent = make_agent(args=["--idle-timeout-ms", "400"])
+    ws = agent.ws()
+    start = time.monotonic()
+    ws.call("subscribe", events=["sandbox.idle"])
+    ev = events_until(ws, lambda m: True)[0]
+    assert time.monotonic() - start >= 0.35 and ev["idleMs"] == 400
+    ws.call("ping")  # activity: idle again later, once
+    start = time.monotonic()
+    events_until(ws, lambda m: True)
+    assert time.monotonic() - start >= 0.35
+    # a process writing output is activity
+    ws.call("exec", cmd="for i in 1 2 3 4 5 6 7 8; do echo tick; sleep 0.1; done", background=True)
+    start = time.monotonic()
+    events_until(ws, lambda m: True)
+    assert time.monotonic() - start >= 1.0
+
+
+def test_hard_timeout_and_extend(make_agent):
+    agent = make_agent()
+    ws = agent.ws()
+    ws.call("subscribe", events=["sandbox.timeout", "sandbox.terminated"])
+    expect_error(ws.request("timeout.extend", ms=1000), "INVALID_CONFIG")  # no timeout yet
+    conf = ws.call("lifecycle.configure", timeoutMs=500)
+    assert conf["timeoutMs"] == 500 and conf["idleTimeoutMs"] == 0
+    start = time.monotonic()
+    ext = ws.call("timeout.extend", ms=1000)
+    assert ext["timeoutMs"] == 1500 and ext["deadline"] - time.time() * 1000 > 1000
+    got = events_until(ws, lambda m: m["event"] == "sandbox.terminated")
+    assert [m["event"] for m in got] == ["sandbox.timeout", "sandbox.terminated"]
+    assert got[1]["reason"] == "timeout" and 1.3 <= time.monotonic() - start < 4.0
+    assert agent.proc.wait(timeout=5) == 0
+
+
+def test_timeout_from_configuration(make_agent):
+    agent = make_agent(args=["--timeout-ms", "700"])
+    assert agent.proc.wait(timeout=5) == 0
+    assert any('"sandbox.timeout"' in line for line in agent.log_lines())
+
+
+def test_lifecycle_bad_input(agent):
+    ws = agent.ws()
+    expect_error(ws.request("shutdown", graceMs=-1), "INVALID_CONFIG")
+    expect_error(ws.request("shutdown", graceMs=10**9), "INVALID_CONFIG")
+    expect_error(ws.request("sandbox.reset", keepPaths="x"), "INVALID_CONFIG")
+    expect_error(ws.request("sandbox.reset", keepPaths=[""]), "INVALID_CONFIG")
+    expect_error(ws.request("lifecycle.configure", timeoutMs=-5), "INVALID_CONFIG")
+    expect_error(ws.request("lifecycle.configure", idleTimeoutMs=10**15), "INVALID_CONFIG")
+    expect_error(ws.request("timeout.extend"), "INVALID_CONFIG")
+    assert ws.call("ping")["pong"]
