@@ -147,7 +147,7 @@ size_t ra_procmgr_descendants(pid_t *out, size_t cap)
 		const char *rp = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
 		int ppid;
 		if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1) {
-			pids[n] = (pid_t)atoi(de->d_name);
+			pids[n] = (pid_t)strtol(de->d_name, NULL, 10);
 			ppids[n++] = ppid;
 		}
 	}
