@@ -52,6 +52,10 @@ void ra_config_usage(FILE *out)
 		"  --idle-timeout-ms N   sandbox.idle after N ms without activity [RUNRA_AGENT_IDLE_TIMEOUT_MS]\n"
 		"  --poweroff-on-exit yes|no  as PID 1, power the machine off after a shutdown\n"
 		"                        [RUNRA_AGENT_POWEROFF_ON_EXIT], default no\n"
+		"  --metrics-interval-ms N  a metrics event every N ms [RUNRA_AGENT_METRICS_INTERVAL_MS], default off\n"
+		"  --cost-interval-ms N  a cost.runtime event every N ms [RUNRA_AGENT_COST_INTERVAL_MS], default off\n"
+		"  --cost-rates cpu=R,memory=R,runtime=R  prices per CPU-second, per MiB-second of memory and per\n"
+		"                        second of runtime, for cost.runtime [RUNRA_AGENT_COST_RATES]\n"
 		"  --default-user USER   run processes as USER unless a request names one, and give USER the\n"
 		"                        files and directories the agent creates [RUNRA_AGENT_DEFAULT_USER]\n"
 		"  -h, --help            this text\n"
@@ -222,6 +226,33 @@ static void set_defaults(ra_config *c)
 	c->shutdown_grace_ms = RA_SHUTDOWN_GRACE_MS_DEFAULT;
 }
 
+/* "cpu=0.00001,memory=0.0000002,runtime=0.000014": any of the three, each a non-negative number. */
+static int parse_rates(ra_config *c, const char *v)
+{
+	char copy[256];
+	if (copy_str(copy, sizeof(copy), v))
+		return -1;
+	for (char *item = strtok(copy, ","); item; item = strtok(NULL, ",")) {
+		char *eq = strchr(item, '='), *end;
+		if (!eq)
+			return -1;
+		*eq = '\0';
+		errno = 0;
+		double rate = strtod(eq + 1, &end);
+		if (errno || *end || end == eq + 1 || !(rate >= 0) || rate > 1e9)
+			return -1;
+		double *slot = strcmp(item, "cpu") == 0      ? &c->cost_cpu_second
+			       : strcmp(item, "memory") == 0 ? &c->cost_mib_second
+			       : strcmp(item, "runtime") == 0 ? &c->cost_runtime_second
+							      : NULL;
+		if (!slot)
+			return -1;
+		*slot = rate;
+	}
+	c->cost_rates_set = true;
+	return 0;
+}
+
 static int parse_yes_no(const char *v, bool *out)
 {
 	if (strcmp(v, "yes") && strcmp(v, "no"))
@@ -328,6 +359,20 @@ static int apply(ra_config *c, int opt, const char *v, FILE *err)
 			return bad(err, "--idle-timeout-ms must be between 0 and 2592000000 (30 days), got", v);
 		c->idle_timeout_ms = n;
 		return 0;
+	case 'M':
+		if (ra_parse_uint(v, 0, RA_LIFETIME_MS_MAX, &n) || (n && n < RA_METRICS_INTERVAL_MS_MIN))
+			return bad(err, "--metrics-interval-ms must be 0 (off) or between 100 and 2592000000, got", v);
+		c->metrics_interval_ms = n;
+		return 0;
+	case 'C':
+		if (ra_parse_uint(v, 0, RA_LIFETIME_MS_MAX, &n) || (n && n < RA_METRICS_INTERVAL_MS_MIN))
+			return bad(err, "--cost-interval-ms must be 0 (off) or between 100 and 2592000000, got", v);
+		c->cost_interval_ms = n;
+		return 0;
+	case 'R':
+		if (parse_rates(c, v))
+			return bad(err, "--cost-rates must look like cpu=0.00001,memory=0.0000002,runtime=0.00001, got", v);
+		return 0;
 	case 'p':
 		if (parse_yes_no(v, &c->poweroff))
 			return bad(err, "--poweroff-on-exit must be yes or no, got", v);
@@ -349,7 +394,9 @@ static int apply_env(ra_config *c, FILE *err)
 		    {"RUNRA_AGENT_EVENT_RING_BYTES", 'B'}, {"RUNRA_AGENT_WORKDIR_WATCH", 'W'},
 		    {"RUNRA_AGENT_PORT_SCAN_MS", 'S'},     {"RUNRA_PORT_URL_TEMPLATE", 'T'},
 		    {"RUNRA_AGENT_SHUTDOWN_GRACE_MS", 'g'}, {"RUNRA_AGENT_TIMEOUT_MS", 'x'},
-		    {"RUNRA_AGENT_IDLE_TIMEOUT_MS", 'i'}, {"RUNRA_AGENT_POWEROFF_ON_EXIT", 'p'}};
+		    {"RUNRA_AGENT_IDLE_TIMEOUT_MS", 'i'}, {"RUNRA_AGENT_POWEROFF_ON_EXIT", 'p'},
+		    {"RUNRA_AGENT_METRICS_INTERVAL_MS", 'M'}, {"RUNRA_AGENT_COST_INTERVAL_MS", 'C'},
+		    {"RUNRA_AGENT_COST_RATES", 'R'}};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *v = getenv(vars[i].name);
 		if (v && *v && apply(c, vars[i].opt, v, err))
@@ -398,6 +445,8 @@ ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
 		{"port-scan-ms", required_argument, NULL, 'S'}, {"port-url-template", required_argument, NULL, 'T'},
 		{"shutdown-grace-ms", required_argument, NULL, 'g'}, {"timeout-ms", required_argument, NULL, 'x'},
 		{"idle-timeout-ms", required_argument, NULL, 'i'}, {"poweroff-on-exit", required_argument, NULL, 'p'},
+		{"metrics-interval-ms", required_argument, NULL, 'M'}, {"cost-interval-ms", required_argument, NULL, 'C'},
+		{"cost-rates", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	set_defaults(c);

@@ -44,6 +44,10 @@ typedef struct {
 	uint64_t timeout_ms;          /* the sandbox's lifetime from start (0: none) */
 	uint64_t idle_timeout_ms;     /* sandbox.idle after this long without activity (0: never) */
 	bool poweroff;                /* PID 1 powers the machine off when it exits */
+	uint64_t metrics_interval_ms; /* a metrics event this often (0: never) */
+	uint64_t cost_interval_ms;    /* a cost.runtime event this often (0: never) */
+	bool cost_rates_set;
+	double cost_cpu_second, cost_mib_second, cost_runtime_second; /* prices per CPU-second, MiB-second, second */
 	uint32_t port_scan_ms;        /* listening sockets are looked for this often */
 	char port_url_template[RA_PORT_URL_TEMPLATE_MAX + 1]; /* "https://{port}-{sandbox}.example.dev" */
 	char default_user[64];        /* "" for none: processes run as the agent, files are the agent's */

@@ -11,6 +11,7 @@
 #include "files.h"
 #include "log.h"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "pid1.h"
 #include "ports.h"
 #include "tunnel.h"
@@ -55,7 +56,7 @@ static const op_entry op_table[] = {
 	/* lifecycle and metrics */
 	{"shutdown", ra_op_shutdown}, {"pause.prepare", ra_op_pause_prepare}, {"resume", ra_op_resume},
 	{"sandbox.reset", ra_op_sandbox_reset}, {"lifecycle.configure", ra_op_lifecycle_configure},
-	{"timeout.extend", ra_op_timeout_extend}, {"metrics", NULL},
+	{"timeout.extend", ra_op_timeout_extend}, {"metrics", ra_op_metrics},
 };
 #define OP_COUNT (sizeof(op_table) / sizeof(op_table[0]))
 

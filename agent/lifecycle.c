@@ -13,6 +13,7 @@
 #include "../proto/ra_limits.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "pid1.h"
 #include "ports.h"
 #include "tunnel.h"
@@ -435,7 +436,13 @@ static void set_timeout(uint64_t timeout_ms)
 
 static void enc_limits(ra_enc *e, const ra_request *req)
 {
-	ra_enc_reply_begin(e, req->id, 3);
+	uint64_t metrics_ms, cost_ms;
+	ra_metrics_intervals(&metrics_ms, &cost_ms);
+	ra_enc_reply_begin(e, req->id, 5);
+	ra_enc_str(e, "metricsIntervalMs");
+	ra_enc_u64(e, metrics_ms);
+	ra_enc_str(e, "costIntervalMs");
+	ra_enc_u64(e, cost_ms);
 	ra_enc_str(e, "timeoutMs");
 	ra_enc_u64(e, limits.timeout_ms);
 	ra_enc_str(e, "idleTimeoutMs");
@@ -450,11 +457,17 @@ static void enc_limits(ra_enc *e, const ra_request *req)
 ra_err ra_op_lifecycle_configure(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
 	(void)s;
-	uint64_t timeout = UINT64_MAX, idle = UINT64_MAX;
+	uint64_t timeout = UINT64_MAX, idle = UINT64_MAX, metrics_ms = UINT64_MAX, cost_ms = UINT64_MAX;
 	ra_err rc;
 	if ((rc = ra_arg_u64(req, "timeoutMs", false, RA_LIFETIME_MS_MAX, &timeout, why)) ||
-	    (rc = ra_arg_u64(req, "idleTimeoutMs", false, RA_LIFETIME_MS_MAX, &idle, why)))
+	    (rc = ra_arg_u64(req, "idleTimeoutMs", false, RA_LIFETIME_MS_MAX, &idle, why)) ||
+	    (rc = ra_arg_u64(req, "metricsIntervalMs", false, RA_LIFETIME_MS_MAX, &metrics_ms, why)) ||
+	    (rc = ra_arg_u64(req, "costIntervalMs", false, RA_LIFETIME_MS_MAX, &cost_ms, why)))
 		return rc;
+	if ((metrics_ms && metrics_ms < RA_METRICS_INTERVAL_MS_MIN) || (cost_ms && cost_ms < RA_METRICS_INTERVAL_MS_MIN))
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "metricsIntervalMs and costIntervalMs are 0 (off) or at least %u",
+			       RA_METRICS_INTERVAL_MS_MIN);
+	ra_metrics_set_intervals(metrics_ms, cost_ms);
 	if (timeout != UINT64_MAX)
 		set_timeout(timeout); /* from now; 0 turns it off */
 	if (idle != UINT64_MAX) {

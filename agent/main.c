@@ -20,6 +20,7 @@
 #include "transport.h"
 #include "events.h"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "ports.h"
 #include "tunnel.h"
 #include "watches.h"
@@ -124,6 +125,7 @@ static int serve(int argc, char **argv)
 	ra_watches_init(&agent);
 	ra_ports_init(&agent);
 	ra_tunnel_init(&agent);
+	ra_metrics_init(&agent);
 	if (ra_transport_start(&agent))
 		return 1;
 	char where[160];
@@ -135,6 +137,7 @@ static int serve(int argc, char **argv)
 	ra_watches_shutdown();
 	ra_ports_shutdown();
 	ra_tunnel_shutdown();
+	ra_metrics_shutdown();
 	ra_events_shutdown();
 	ra_exec_shutdown();
 	ra_pid1_stop(agent.loop);

@@ -92,6 +92,8 @@ void ra_enc_i64(ra_enc *e, int64_t v) { (void)msgpack_pack_int64(&e->pk, v); }
 void ra_enc_nil(ra_enc *e) { (void)msgpack_pack_nil(&e->pk); }
 void ra_enc_object(ra_enc *e, const msgpack_object *o) { (void)msgpack_pack_object(&e->pk, *o); }
 
+void ra_enc_f64(ra_enc *e, double v) { (void)msgpack_pack_double(&e->pk, v); }
+
 void ra_enc_bool(ra_enc *e, bool v)
 {
 	if (v)

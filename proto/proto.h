@@ -142,6 +142,7 @@ void ra_enc_strn(ra_enc *e, const char *s, size_t n);
 void ra_enc_u64(ra_enc *e, uint64_t v);
 void ra_enc_i64(ra_enc *e, int64_t v);
 void ra_enc_bool(ra_enc *e, bool v);
+void ra_enc_f64(ra_enc *e, double v);
 void ra_enc_nil(ra_enc *e);
 void ra_enc_bin(ra_enc *e, const void *p, size_t n);
 /* Copies one decoded object verbatim (used to echo a ping payload). */

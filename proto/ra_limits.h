@@ -105,6 +105,7 @@
 #define RA_RESET_KEEP_MAX 64u
 #define RA_RESET_LIST_MAX 1000u           /* removed paths listed in a reset's reply */
 #define RA_LIFETIME_MS_MAX (30ull * 24 * 3600 * 1000) /* timeouts: at most 30 days */
+#define RA_METRICS_INTERVAL_MS_MIN 100u
 
 /* The debug client gives up after this. */
 #define RA_CLIENT_TIMEOUT_MS 10000

@@ -123,7 +123,7 @@ def test_ready_message(make_agent):
     assert "exec" in ready["capabilities"] and "proc.attach" in ready["capabilities"]
     assert "file.read" in ready["capabilities"] and "file.upload.open" in ready["capabilities"]
     assert "watch.add" in ready["capabilities"] and "subscribe" in ready["capabilities"]
-    assert "metrics" not in ready["capabilities"]  # reserved, not implemented yet
+    assert "metrics" in ready["capabilities"] and "sandbox.reset" in ready["capabilities"]
     assert ready["sandbox"] == {"id": "sb-123", "templateId": "node20"}
     now_ms = time.time() * 1000
     assert abs(ready["startedAt"] - now_ms) < 60_000
@@ -164,13 +164,6 @@ def test_ids_are_echoed_including_large_ones(agent):
 def test_unknown_op(agent):
     ws = agent.ws()
     expect_error(ws.request("no.such.op"), "UNKNOWN_OP")
-    assert_still_serves(ws)
-
-
-@pytest.mark.parametrize("op", ["metrics"])
-def test_reserved_ops_are_unsupported(agent, op):
-    ws = agent.ws()
-    expect_error(ws.request(op), "UNSUPPORTED")
     assert_still_serves(ws)
 
 
