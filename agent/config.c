@@ -232,7 +232,8 @@ static int parse_rates(ra_config *c, const char *v)
 	char copy[256];
 	if (copy_str(copy, sizeof(copy), v))
 		return -1;
-	for (char *item = strtok(copy, ","); item; item = strtok(NULL, ",")) {
+	char *save = NULL;
+	for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(item, '='), *end;
 		if (!eq)
 			return -1;

@@ -101,7 +101,8 @@ static void find_cgroups(void)
 	char buf[4096];
 	if (read_text("/proc/self/cgroup", buf, sizeof(buf)))
 		return;
-	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+	char *save = NULL;
+	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (!c2)
 			continue;
