@@ -27,10 +27,32 @@
  *                                             MiB/s, PROG's VmHWM KiB, PROG's CPU ms, sender CPU %
  *   filedown FILE OUT CPU PROG [ARG...]       receive what "PROG ARG... PORT" sends, as download does: as
  *                                             fileup, with the receiver's CPU %
+ *   evlat PORT TOKEN DIR WARMUP COUNT         make DIR (in a watched tree), then files in it one at a time, each
+ *                                             awaited as a file.created event: p50 p99 min mean, µs
+ *   inotlat DIR WARMUP COUNT                  the same read from our own inotify instance
+ *   relaylat DIR WARMUP COUNT CPU PROG [ARG...]
+ *                                             the same read from a relay ("PROG ARG... PORT", inotify_relay.c)
+ *   evtput PORT TOKEN DIR DIRS FILES SERVER_PID
+ *                                             a child creates FILES files in DIRS new directories of DIR, we
+ *                                             count their file.created events: events/s, delivered, files,
+ *                                             overflows, rescans, gaps, skipped seqs, creates/s, server CPU ms,
+ *                                             client CPU %
+ *   relaytput DIR DIRS FILES CPU PROG [ARG...]  the same counted from the relay's lines
+ *   evburst PORT TOKEN DIR DIRS BURST BURSTS SERVER_PID
+ *                                             BURSTS times: the agent stopped, BURST files created, the agent
+ *                                             continued and the burst's events counted: events/s while
+ *                                             draining, delivered, files, overflows, rescans, gaps, skipped
+ *                                             seqs, drain ms, server CPU ms
+ *   relayburst DIR DIRS BURST BURSTS CPU PROG [ARG...]  the same with the relay
+ *   wadd PORT TOKEN DIR RUNS DIRS SERVER_PID  watch.add {path: DIR, recursive: true} and watch.remove, RUNS
+ *                                             times: median add ms, median remove ms, VmRSS growth KiB, each add
+ *   inotwalk DIR RUNS                         the tree walked with inotify_add_watch on every directory: median
+ *                                             ms, directories, each run
  *
  * TOKEN "-" means the peer is the TCP echo server: same frames, no handshake. CPU -1: no pinning. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -46,6 +68,7 @@
 #include <netinet/tcp.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -966,6 +989,689 @@ static int cmd_filedown(char **argv)
 	return 0;
 }
 
+/* ---- file events ---- */
+
+/* The agent's inotify mask (fsops/watch_inotify.c), so that the kernel queues the same events for the
+ * baselines as for the agent: a create by open(O_CREAT) + close queues two, IN_CREATE and IN_CLOSE_WRITE. */
+#define AGENT_INOTIFY_MASK                                                                                 \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | \
+	 IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+#define EV_PATH_MAX 4096
+
+/* A directory of our own: it must be new, so that every file made in it is new too. */
+static void make_dir(const char *path)
+{
+	if (mkdir(path, 0755))
+		die("mkdir %s: %s", path, strerror(errno));
+}
+
+/* The create every event figure starts from: open(O_CREAT) and close, as `touch` does. O_EXCL: an existing
+ * file would give no IN_CREATE, and the wait for its event would never end. */
+static void create_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || close(fd))
+		die("create %s: %s", path, strerror(errno));
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/* file.created under dir, which the figures count; and watch.overflow and watch.rescanned without a path
+ * (an overflow has none), so that a loss is seen as one and not only as a shortfall. Gap messages come
+ * whatever was subscribed. */
+static void subscribe_created(conn *c, const char *dir)
+{
+	static const char *const created[] = {"file.created", NULL};
+	static const char *const watch_events[] = {"watch.overflow", "watch.rescanned", NULL};
+	const char *const paths[] = {dir, NULL};
+	msg_info m;
+	conn_send_req(c, 1, "subscribe",
+		      (const wire_arg[]){{.key = "events", .type = ARG_STRS, .strs = created},
+					 {.key = "paths", .type = ARG_STRS, .strs = paths}},
+		      2);
+	conn_wait(c, &m);
+	check_op_reply(c, &m);
+	conn_send_req(c, 2, "subscribe", (const wire_arg[]){{.key = "events", .type = ARG_STRS, .strs = watch_events}},
+		      1);
+	conn_wait(c, &m);
+	check_op_reply(c, &m);
+}
+
+typedef enum { EV_OTHER, EV_CREATED, EV_OVERFLOW, EV_RESCANNED, EV_GAP } ev_kind;
+
+static ev_kind ev_classify(const msg_info *m)
+{
+	if (msg_is(m, "gap"))
+		return EV_GAP;
+	if (!msg_is(m, "event"))
+		return EV_OTHER;
+	if (msg_str_is(m, "event", "file.created"))
+		return EV_CREATED;
+	if (msg_str_is(m, "event", "watch.overflow"))
+		return EV_OVERFLOW;
+	return msg_str_is(m, "event", "watch.rescanned") ? EV_RESCANNED : EV_OTHER;
+}
+
+/* Waits for the file.created event of path. Other creations (the directory's own, in a latency run) are
+ * passed over; an overflow or a gap ends the run: one event at a time must never lose any. */
+static void wait_created(conn *c, const char *path)
+{
+	msg_info m;
+	for (;;) {
+		conn_wait(c, &m);
+		ev_kind k = ev_classify(&m);
+		if (k == EV_CREATED && msg_str_is(&m, "path", path))
+			return;
+		if (k == EV_OVERFLOW || k == EV_GAP)
+			die("%s while waiting for the event of %s", k == EV_GAP ? "a gap" : "watch.overflow", path);
+	}
+}
+
+/* Runs warmup + count timed creates of DIR/cNNNNNN, each awaited by wait_for before the next; prints the
+ * latencies as print_latencies does. */
+static void create_and_time(const char *dir, size_t warmup, size_t count, void (*wait_for)(void *, const char *),
+			    void *arg)
+{
+	uint64_t *lat = calloc(count, sizeof(*lat)), sum = 0;
+	uint64_t deadline = now_ns() + 60000000000u;
+	char path[EV_PATH_MAX];
+	if (!lat || !count)
+		die("no memory, or a count of 0");
+	for (size_t i = 0; i < warmup + count; i++) {
+		snprintf(path, sizeof(path), "%s/c%06zu", dir, i);
+		uint64_t t0 = now_ns(); /* just before the create, as the figure is defined */
+		create_file(path);
+		wait_for(arg, path);
+		uint64_t t1 = now_ns();
+		if (i >= warmup)
+			sum += lat[i - warmup] = t1 - t0;
+		if (t1 > deadline)
+			die("event latency: over 60 s");
+	}
+	print_latencies(lat, count, sum);
+}
+
+static void agent_wait_for(void *c, const char *path) { wait_created(c, path); }
+
+/* evlat PORT TOKEN DIR WARMUP COUNT: DIR is made here, inside a watched tree; its own event says the agent
+ * watches it. */
+static int cmd_evlat(char **argv)
+{
+	static conn c;
+	const char *dir = argv[2];
+	conn_open(&c, (uint16_t)num(argv[0], "port"), argv[1]);
+	subscribe_created(&c, dir);
+	make_dir(dir);
+	wait_created(&c, dir);
+	create_and_time(dir, num(argv[3], "warmup"), num(argv[4], "count"), agent_wait_for, &c);
+	conn_close(&c);
+	return 0;
+}
+
+/* The kernel's part alone: our own inotify instance, read by the thread that made the file. */
+static void inotify_wait_for(void *arg, const char *path)
+{
+	static char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int fd = *(int *)arg;
+	const char *name = base_name(path);
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("inotify read: %s", n < 0 ? strerror(errno) : "EOF");
+		bool found = false;
+		for (ssize_t off = 0; off < n;) {
+			const struct inotify_event *ie = (const struct inotify_event *)(buf + off);
+			off += (ssize_t)(sizeof(*ie) + ie->len);
+			if (ie->mask & IN_Q_OVERFLOW)
+				die("inotify queue overflow");
+			found |= (ie->mask & IN_CREATE) && ie->len && strcmp(ie->name, name) == 0;
+		}
+		if (found)
+			return; /* its IN_CLOSE_WRITE, if not read with it, is passed over by the next wait */
+	}
+}
+
+/* inotlat DIR WARMUP COUNT */
+static int cmd_inotlat(char **argv)
+{
+	const char *dir = argv[0];
+	make_dir(dir);
+	int fd = inotify_init1(IN_CLOEXEC);
+	if (fd < 0 || inotify_add_watch(fd, dir, AGENT_INOTIFY_MASK) < 0)
+		die("inotify %s: %s", dir, strerror(errno));
+	create_and_time(dir, num(argv[1], "warmup"), num(argv[2], "count"), inotify_wait_for, &fd);
+	close(fd);
+	return 0;
+}
+
+/* Lines from the relay (inotify_relay.c): names of created entries, "!overflow". */
+typedef struct {
+	int fd;
+	size_t off, len;
+	char buf[65536];
+} line_reader;
+
+/* One read() into the buffer; false at EOF. The socket's 5 s timeout ends a stalled run. */
+static bool lines_fill(line_reader *l)
+{
+	memmove(l->buf, l->buf + l->off, l->len - l->off);
+	l->len -= l->off;
+	l->off = 0;
+	if (l->len == sizeof(l->buf))
+		die("relay: a line of 64 KiB");
+	for (;;) {
+		ssize_t r = read(l->fd, l->buf + l->len, sizeof(l->buf) - l->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("relay: read: %s", errno == EAGAIN ? "nothing for 5 s" : strerror(errno));
+		l->len += (size_t)r;
+		return r > 0;
+	}
+}
+
+/* The next complete line, NUL-terminated in place, or NULL if none is buffered. */
+static char *lines_next(line_reader *l)
+{
+	char *s = l->buf + l->off, *nl = memchr(s, '\n', l->len - l->off);
+	if (!nl)
+		return NULL;
+	*nl = '\0';
+	l->off = (size_t)(nl + 1 - l->buf);
+	return s;
+}
+
+static void relay_wait_for(void *arg, const char *path)
+{
+	line_reader *l = arg;
+	const char *name = base_name(path);
+	for (;;) {
+		char *s;
+		while ((s = lines_next(l))) {
+			if (strcmp(s, "!overflow") == 0)
+				die("the relay's inotify queue overflowed");
+			if (strcmp(s, name) == 0)
+				return;
+		}
+		if (!lines_fill(l))
+			die("the relay closed the connection");
+	}
+}
+
+/* relaylat DIR WARMUP COUNT CPU PROG [ARG...]: PROG is the relay, started (by start_peer) once DIR exists. */
+static int cmd_relaylat(char **argv)
+{
+	static line_reader l;
+	const char *dir = argv[0];
+	pid_t pid;
+	int report;
+	make_dir(dir);
+	l.fd = start_peer(argv + 4, strtol(argv[3], NULL, 10), &pid, &report);
+	create_and_time(dir, num(argv[1], "warmup"), num(argv[2], "count"), relay_wait_for, &l);
+	stop(pid);
+	close(report);
+	close(l.fd);
+	return 0;
+}
+
+/* ---- event throughput ---- */
+
+/* The load: a child creating `files` files under dir, file i in directory dir/dNNN with NNN = i % dirs, as
+ * fast as it can. When done it writes the time it took (ns) to *report. */
+static pid_t start_creator(const char *dir, size_t dirs, size_t files, int *report)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		die("pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		char path[EV_PATH_MAX];
+		uint64_t t0 = now_ns();
+		for (size_t i = 0; i < files; i++) {
+			snprintf(path, sizeof(path), "%s/d%03zu/f%06zu", dir, i % dirs, i);
+			create_file(path);
+		}
+		uint64_t ns = now_ns() - t0;
+		_exit(write(p[1], &ns, sizeof(ns)) == sizeof(ns) ? 0 : 1);
+	}
+	close(p[1]);
+	*report = p[0];
+	return pid;
+}
+
+/* What a throughput run saw. */
+typedef struct {
+	uint64_t delivered;          /* file.created events (relay: names) of the files */
+	uint64_t overflows, rescans; /* watch.overflow, watch.rescanned (relay: "!overflow" lines, 0) */
+	uint64_t gaps, gap_seqs;     /* gap messages, and the seqs they say were skipped */
+	uint64_t first, last;        /* when the first and the last counted event came */
+} ev_tally;
+
+static void tally_event(ev_tally *t)
+{
+	t->last = now_ns();
+	if (!t->delivered++)
+		t->first = t->last;
+}
+
+static void tally_msg(ev_tally *t, const msg_info *m)
+{
+	uint64_t from = 0, to = 0;
+	switch (ev_classify(m)) {
+	case EV_CREATED:
+		if (msg_str_is(m, "kind", "file"))
+			tally_event(t);
+		break;
+	case EV_OVERFLOW:
+		t->overflows++;
+		break;
+	case EV_RESCANNED:
+		t->rescans++;
+		break;
+	case EV_GAP:
+		t->gaps++;
+		if (msg_uint(m, "from", &from) && msg_uint(m, "to", &to) && to >= from)
+			t->gap_seqs += to - from + 1;
+		break;
+	default:
+		break;
+	}
+}
+
+/* One read of the event source, and everything complete in it counted; false when the peer closed. */
+typedef bool (*ev_take_fn)(void *src, ev_tally *t);
+
+static bool agent_take(void *src, ev_tally *t)
+{
+	conn *c = src;
+	msg_info m;
+	if (!conn_fill(c))
+		return false;
+	while (conn_next(c, &m))
+		tally_msg(t, &m);
+	return true;
+}
+
+static bool relay_take(void *src, ev_tally *t)
+{
+	line_reader *l = src;
+	char *s;
+	if (!lines_fill(l))
+		return false;
+	while ((s = lines_next(l))) {
+		if (strcmp(s, "!overflow") == 0)
+			t->overflows++;
+		else
+			tally_event(t);
+	}
+	return true;
+}
+
+/* Starts the creator and counts until every file's event came, or the creator is done and nothing came for
+ * 2 s (events were lost). Prints "events/s delivered files overflows rescans gaps gap_seqs creates/s
+ * server_CPU_ms client_CPU_%"; events/s is from the first counted event to the last. */
+static void count_events(int fd, ev_take_fn take, void *src, const char *dir, size_t dirs, size_t files,
+			 pid_t server)
+{
+	ev_tally t = {0};
+	int report;
+	uint64_t creator_ns = 0, last_rx = now_ns(), deadline = last_rx + 120000000000u;
+	double cpu0 = self_cpu_s(), srv0 = proc_cpu_ticks(server);
+	uint64_t t0 = now_ns();
+	pid_t creator = start_creator(dir, dirs, files, &report);
+	bool creator_done = false;
+	while (t.delivered < files) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int k = poll(&p, 1, 100);
+		if (k < 0 && errno != EINTR)
+			die("poll: %s", strerror(errno));
+		if (k > 0) {
+			if (!take(src, &t))
+				die("the event source closed the connection");
+			last_rx = now_ns();
+		}
+		int st;
+		if (!creator_done && waitpid(creator, &st, WNOHANG) == creator) {
+			if (!WIFEXITED(st) || WEXITSTATUS(st) ||
+			    read(report, &creator_ns, sizeof(creator_ns)) != sizeof(creator_ns))
+				die("the file creator failed (status %d)", st);
+			creator_done = true;
+		}
+		uint64_t now = now_ns();
+		if (creator_done && now - last_rx > 2000000000u)
+			break;
+		if (now > deadline)
+			die("event throughput: over 120 s (%llu of %zu events)", (unsigned long long)t.delivered,
+			    files);
+	}
+	uint64_t t1 = now_ns();
+	double cpu1 = self_cpu_s(), srv1 = proc_cpu_ticks(server);
+	if (!creator_done) { /* every event came before we saw it exit */
+		int st;
+		if (waitpid(creator, &st, 0) != creator || !WIFEXITED(st) || WEXITSTATUS(st) ||
+		    read(report, &creator_ns, sizeof(creator_ns)) != sizeof(creator_ns))
+			die("the file creator failed");
+	}
+	close(report);
+	double span = (double)(t.last - t.first) / 1e9;
+	printf("%.0f %llu %zu %llu %llu %llu %llu %.0f %.0f %.0f\n",
+	       t.delivered > 1 && span > 0 ? (double)(t.delivered - 1) / span : 0, (unsigned long long)t.delivered,
+	       files, (unsigned long long)t.overflows, (unsigned long long)t.rescans, (unsigned long long)t.gaps,
+	       (unsigned long long)t.gap_seqs, creator_ns ? (double)files / ((double)creator_ns / 1e9) : 0,
+	       (srv1 - srv0) / (double)sysconf(_SC_CLK_TCK) * 1e3, (cpu1 - cpu0) / ((double)(t1 - t0) / 1e9) * 100);
+}
+
+static void make_tput_dirs(const char *dir, size_t dirs)
+{
+	char path[EV_PATH_MAX];
+	make_dir(dir);
+	for (size_t i = 0; i < dirs; i++) {
+		snprintf(path, sizeof(path), "%s/d%03zu", dir, i);
+		make_dir(path);
+	}
+}
+
+/* The events of the directories make_tput_dirs made: once they came, the agent watches them all. */
+static void wait_dir_events(conn *c, size_t dirs)
+{
+	msg_info m;
+	for (size_t seen = 0; seen < dirs;) {
+		conn_wait(c, &m);
+		ev_kind k = ev_classify(&m);
+		if (k == EV_OVERFLOW || k == EV_GAP)
+			die("an overflow or a gap while the directories were made");
+		seen += k == EV_CREATED && msg_str_is(&m, "kind", "dir");
+	}
+}
+
+/* evtput PORT TOKEN DIR DIRS FILES SERVER_PID: DIR and its DIRS directories are made here, inside a watched
+ * tree, and their DIRS + 1 events awaited (the agent then watches them all) before the creator starts. */
+static int cmd_evtput(char **argv)
+{
+	static conn c;
+	const char *dir = argv[2];
+	size_t dirs = num(argv[3], "dirs"), files = num(argv[4], "files");
+	if (!dirs || dirs > 1000 || !files || files > 1000000)
+		die("evtput: 1 to 1000 directories and 1 to 1,000,000 files");
+	conn_open_sized(&c, (uint16_t)num(argv[0], "port"), argv[1], CONN_BIG_BUF_BYTES);
+	subscribe_created(&c, dir);
+	make_tput_dirs(dir, dirs);
+	wait_dir_events(&c, dirs + 1);
+	count_events(c.fd, agent_take, &c, dir, dirs, files, (pid_t)num(argv[5], "pid"));
+	conn_close(&c);
+	return 0;
+}
+
+/* relaytput DIR DIRS FILES CPU PROG [ARG...]: the same load, counted from the relay's lines. */
+static int cmd_relaytput(char **argv)
+{
+	static line_reader l;
+	const char *dir = argv[0];
+	size_t dirs = num(argv[1], "dirs"), files = num(argv[2], "files");
+	if (!dirs || dirs > 1000 || !files || files > 1000000)
+		die("relaytput: 1 to 1000 directories and 1 to 1,000,000 files");
+	make_tput_dirs(dir, dirs);
+	pid_t pid;
+	int report;
+	l.fd = start_peer(argv + 4, strtol(argv[3], NULL, 10), &pid, &report);
+	count_events(l.fd, relay_take, &l, dir, dirs, files, pid);
+	stop(pid);
+	close(report);
+	close(l.fd);
+	return 0;
+}
+
+/* ---- event drain rate ---- */
+
+/* The server we stopped, continued again should we die: a stopped process would not act on run.sh's
+ * SIGTERM, and its wait would never end. */
+static pid_t stopped_server;
+
+static void continue_stopped(void)
+{
+	if (stopped_server > 0)
+		kill(stopped_server, SIGCONT);
+}
+
+/* Stops pid and waits (1 s at most) until /proc says it is stopped. */
+static void stop_server(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	stopped_server = pid;
+	if (kill(pid, SIGSTOP))
+		die("SIGSTOP %d: %s", (int)pid, strerror(errno));
+	for (int i = 0; i < 1000; i++) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		char *p = strrchr(buf, ')');
+		if (p && (p[2] == 'T' || p[2] == 't'))
+			return;
+		sleep_ns(1000000);
+	}
+	die("%d did not stop", (int)pid);
+}
+
+/* BURSTS times: the server stopped, BURST files created (by us, in dir's dirs directories, after the files
+ * of the bursts before), the server continued, and the events counted until the burst's last came (or
+ * nothing came for 2 s). The kernel queues the events while the server is stopped, so what is timed, from
+ * SIGCONT to the burst's last event, is how fast the server drains a full backlog. Prints "events/s
+ * delivered files overflows rescans gaps gap_seqs drain_ms server_CPU_ms". */
+static void count_bursts(int fd, ev_take_fn take, void *src, const char *dir, size_t dirs, size_t burst,
+			 size_t bursts, pid_t server)
+{
+	ev_tally t = {0};
+	uint64_t drain_ns = 0;
+	char path[EV_PATH_MAX];
+	double srv0 = proc_cpu_ticks(server);
+	atexit(continue_stopped);
+	for (size_t b = 0; b < bursts; b++) {
+		stop_server(server);
+		for (size_t i = b * burst; i < (b + 1) * burst; i++) {
+			snprintf(path, sizeof(path), "%s/d%03zu/f%06zu", dir, i % dirs, i);
+			create_file(path);
+		}
+		uint64_t want = t.delivered + burst, t0 = now_ns(), last_rx = t0;
+		t.last = 0;
+		if (kill(server, SIGCONT))
+			die("SIGCONT %d: %s", (int)server, strerror(errno));
+		stopped_server = 0;
+		while (t.delivered < want && now_ns() - last_rx < 2000000000u) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			int k = poll(&p, 1, 100);
+			if (k < 0 && errno != EINTR)
+				die("poll: %s", strerror(errno));
+			if (k > 0) {
+				if (!take(src, &t))
+					die("the event source closed the connection");
+				last_rx = now_ns();
+			}
+		}
+		if (t.last)
+			drain_ns += t.last - t0;
+	}
+	double srv1 = proc_cpu_ticks(server);
+	printf("%.0f %llu %zu %llu %llu %llu %llu %.1f %.0f\n",
+	       drain_ns ? (double)t.delivered / ((double)drain_ns / 1e9) : 0, (unsigned long long)t.delivered,
+	       burst * bursts, (unsigned long long)t.overflows, (unsigned long long)t.rescans,
+	       (unsigned long long)t.gaps, (unsigned long long)t.gap_seqs, (double)drain_ns / 1e6,
+	       (srv1 - srv0) / (double)sysconf(_SC_CLK_TCK) * 1e3);
+}
+
+/* evburst PORT TOKEN DIR DIRS BURST BURSTS SERVER_PID: as evtput, with count_bursts for the creator. */
+static int cmd_evburst(char **argv)
+{
+	static conn c;
+	const char *dir = argv[2];
+	size_t dirs = num(argv[3], "dirs"), burst = num(argv[4], "burst"), bursts = num(argv[5], "bursts");
+	if (!dirs || dirs > 1000 || !burst || !bursts || burst * bursts > 1000000)
+		die("evburst: 1 to 1000 directories and 1 to 1,000,000 files");
+	conn_open_sized(&c, (uint16_t)num(argv[0], "port"), argv[1], CONN_BIG_BUF_BYTES);
+	subscribe_created(&c, dir);
+	make_tput_dirs(dir, dirs);
+	wait_dir_events(&c, dirs + 1);
+	count_bursts(c.fd, agent_take, &c, dir, dirs, burst, bursts, (pid_t)num(argv[6], "pid"));
+	conn_close(&c);
+	return 0;
+}
+
+/* relayburst DIR DIRS BURST BURSTS CPU PROG [ARG...] */
+static int cmd_relayburst(char **argv)
+{
+	static line_reader l;
+	const char *dir = argv[0];
+	size_t dirs = num(argv[1], "dirs"), burst = num(argv[2], "burst"), bursts = num(argv[3], "bursts");
+	if (!dirs || dirs > 1000 || !burst || !bursts || burst * bursts > 1000000)
+		die("relayburst: 1 to 1000 directories and 1 to 1,000,000 files");
+	make_tput_dirs(dir, dirs);
+	pid_t pid;
+	int report;
+	l.fd = start_peer(argv + 5, strtol(argv[4], NULL, 10), &pid, &report);
+	count_bursts(l.fd, relay_take, &l, dir, dirs, burst, bursts, pid);
+	stop(pid);
+	close(report);
+	close(l.fd);
+	return 0;
+}
+
+/* ---- recursive watch setup ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* "median" then every run, in ms: what wadd and inotwalk print after their own fields. */
+static void print_runs_ms(double *ms, size_t runs)
+{
+	for (size_t i = 0; i < runs; i++)
+		printf(" %.1f", ms[i]);
+	printf("\n");
+}
+
+static double median_ms(const double *ms, size_t runs)
+{
+	double *s = malloc(runs * sizeof(*s));
+	if (!s)
+		die("out of memory");
+	memcpy(s, ms, runs * sizeof(*s));
+	qsort(s, runs, sizeof(*s), cmp_double);
+	double m = s[runs / 2];
+	free(s);
+	return m;
+}
+
+/* wadd PORT TOKEN DIR RUNS DIRS SERVER_PID: RUNS times watch.add {path: DIR, recursive: true}, timed from the
+ * request to its reply, which must say DIRS directories; then watch.remove, timed too. Prints the median
+ * add, the median remove (ms), the agent's VmRSS growth over the first add (KiB), then each add. */
+static int cmd_wadd(char **argv)
+{
+	static conn c;
+	const char *dir = argv[2];
+	size_t runs = num(argv[3], "runs");
+	uint64_t dirs = num(argv[4], "dirs");
+	pid_t server = (pid_t)num(argv[5], "pid");
+	double *add = calloc(runs, sizeof(*add)), *rm = calloc(runs, sizeof(*rm));
+	long rss_growth = 0;
+	if (!runs || !add || !rm)
+		die("wadd: bad arguments or no memory");
+	conn_open(&c, (uint16_t)num(argv[0], "port"), argv[1]);
+	for (size_t r = 0; r < runs; r++) {
+		msg_info m;
+		uint64_t id = 0, got = 0;
+		unsigned long rss0 = proc_status_kib(server, "VmRSS");
+		uint64_t t0 = now_ns();
+		conn_send_req(&c, 2 * r + 1, "watch.add",
+			      (const wire_arg[]){{.key = "path", .type = ARG_STR, .str = dir},
+						 {.key = "recursive", .type = ARG_TRUE}},
+			      2);
+		conn_wait(&c, &m);
+		uint64_t t1 = now_ns();
+		check_op_reply(&c, &m);
+		if (!msg_result_uint(&m, (const char *const[]){"watch", "dirs", NULL}, &got) || got != dirs ||
+		    !msg_result_uint(&m, (const char *const[]){"watch", "watch", NULL}, &id))
+			die("watch.add: %llu directories watched, expected %llu", (unsigned long long)got,
+			    (unsigned long long)dirs);
+		if (r == 0)
+			rss_growth = (long)proc_status_kib(server, "VmRSS") - (long)rss0;
+		uint64_t t2 = now_ns();
+		conn_send_req(&c, 2 * r + 2, "watch.remove",
+			      (const wire_arg[]){{.key = "watch", .type = ARG_U64, .u64 = id}}, 1);
+		conn_wait(&c, &m);
+		uint64_t t3 = now_ns();
+		check_op_reply(&c, &m);
+		add[r] = (double)(t1 - t0) / 1e6;
+		rm[r] = (double)(t3 - t2) / 1e6;
+		sleep_ns(200000000); /* the agent reads the removed watches' IN_IGNORED before the next add */
+	}
+	printf("%.1f %.1f %ld", median_ms(add, runs), median_ms(rm, runs), rss_growth);
+	print_runs_ms(add, runs);
+	conn_close(&c);
+	return 0;
+}
+
+/* The baseline's walk: what the agent does for a recursive root, minus its bookkeeping and exclusions. */
+static uint64_t walk_watch(int ifd, char *path, size_t len, bool top)
+{
+	if (inotify_add_watch(ifd, path, AGENT_INOTIFY_MASK | (top ? 0 : IN_DONT_FOLLOW)) < 0)
+		die("inotify_add_watch %s: %s", path, strerror(errno));
+	uint64_t n = 1;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d)
+		die("opendir %s: %s", path, strerror(errno));
+	for (struct dirent *de; (de = readdir(d));) {
+		size_t nl = strlen(de->d_name);
+		if (de->d_type != DT_DIR || (de->d_name[0] == '.' && (nl == 1 || (nl == 2 && de->d_name[1] == '.'))))
+			continue;
+		if (len + 1 + nl >= EV_PATH_MAX)
+			die("a path too long under %s", path);
+		path[len] = '/';
+		memcpy(path + len + 1, de->d_name, nl + 1);
+		n += walk_watch(ifd, path, len + 1 + nl, false);
+		path[len] = '\0';
+	}
+	closedir(d);
+	return n;
+}
+
+/* inotwalk DIR RUNS: RUNS times a fresh inotify instance, and the tree walked with inotify_add_watch on every
+ * directory, timed from the first add to the last. Prints the median (ms), the directories, then each run. */
+static int cmd_inotwalk(char **argv)
+{
+	size_t runs = num(argv[1], "runs"), len = strlen(argv[0]);
+	double *ms = calloc(runs, sizeof(*ms));
+	uint64_t dirs = 0;
+	char path[EV_PATH_MAX];
+	if (!runs || !ms || len >= sizeof(path))
+		die("inotwalk: bad arguments or no memory");
+	for (size_t r = 0; r < runs; r++) {
+		int ifd = inotify_init1(IN_CLOEXEC);
+		if (ifd < 0)
+			die("inotify_init1: %s", strerror(errno));
+		memcpy(path, argv[0], len + 1);
+		uint64_t t0 = now_ns();
+		dirs = walk_watch(ifd, path, len, true);
+		ms[r] = (double)(now_ns() - t0) / 1e6;
+		close(ifd); /* drops every watch, untimed */
+	}
+	printf("%.1f %llu", median_ms(ms, runs), (unsigned long long)dirs);
+	print_runs_ms(ms, runs);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -976,7 +1682,10 @@ int main(int argc, char **argv)
 		    {"rtt", 4, cmd_rtt},       {"tput", 5, cmd_tput},           {"exec", 4, cmd_exec},
 		    {"spawn", 2, cmd_spawn},   {"xtput", 5, cmd_xtput},         {"spawntput", 2, cmd_spawntput},
 		    {"stream", 4, cmd_stream}, {"copy", 3, cmd_copy},       {"upload", 8, cmd_upload},
-		    {"download", 6, cmd_download}, {"fileup", 4, cmd_fileup}, {"filedown", 4, cmd_filedown}};
+		    {"download", 6, cmd_download}, {"fileup", 4, cmd_fileup}, {"filedown", 4, cmd_filedown},
+		    {"evlat", 5, cmd_evlat},   {"inotlat", 3, cmd_inotlat},     {"relaylat", 5, cmd_relaylat},
+		    {"evtput", 6, cmd_evtput}, {"relaytput", 5, cmd_relaytput}, {"wadd", 6, cmd_wadd},
+		    {"evburst", 7, cmd_evburst}, {"relayburst", 6, cmd_relayburst}, {"inotwalk", 2, cmd_inotwalk}};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 2 && strcmp(argv[1], "freeport") == 0)
 		return cmd_freeport();
@@ -987,5 +1696,6 @@ int main(int argc, char **argv)
 			return cmds[i].run(argv + 2);
 		}
 	die("usage: rabench freeport|probe|start|hold|rtt|tput|exec|spawn|xtput|spawntput|stream|copy|upload|download|"
-	    "fileup|filedown ... (see the top of rabench.c)");
+	    "fileup|filedown|evlat|inotlat|relaylat|evtput|relaytput|evburst|relayburst|wadd|inotwalk ... "
+	    "(see the top of rabench.c)");
 }

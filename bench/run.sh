@@ -2,6 +2,8 @@
 # bench/run.sh [BUILD_DIR]: measures runra-agent against baselines measured in the same run and prints one
 # Markdown report on stdout (progress goes to stderr). Exits non-zero when the agent cannot be started or a
 # measurement fails; a missed target is reported, not an error. See bench/README.md.
+# BENCH_FIGURES="12 13 14" measures only those figures (numbers 1 to 14, separated by spaces or commas); the
+# report then has only their rows. Default: all.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +11,7 @@ BUILD=$(realpath -m "${1:-$ROOT/build}")
 AGENT=$BUILD/release/runra-agent
 OUT=$BUILD/bench
 TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+FIGURES=" $(tr ',' ' ' <<<"${BENCH_FIGURES:-$(seq -s ' ' 14)}") "
 
 log() { echo "bench: $*" >&2; }
 fail() {
@@ -17,9 +20,17 @@ fail() {
 	exit 1
 }
 
+want() { # FIGURE...: true if any of them is to be measured
+	local f
+	for f; do [[ $FIGURES == *" $f "* ]] && return 0; done
+	return 1
+}
+for f in $FIGURES; do [[ $f =~ ^([1-9]|1[0-4])$ ]] || fail "BENCH_FIGURES: '$f' is not a figure (1 to 14)"; done
+
 [[ -x $AGENT ]] || fail "$AGENT not found: build it with 'make release'"
 mkdir -p "$OUT"
-rm -rf "$OUT/work"
+EV=$OUT/events # the baselines' side of 12-14, outside every agent's workdir: no agent watches it
+rm -rf "$OUT/work" "$EV"
 : >"$OUT/agent.log"
 
 # ---- build the tools ----
@@ -33,6 +44,7 @@ gcc "${CFLAGS[@]}" -pthread -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/ben
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/sleeper" "$ROOT/bench/sleeper.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/pipecopy" "$ROOT/bench/pipecopy.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/filecopy" "$ROOT/bench/filecopy.c"
+"${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/inotify_relay" "$ROOT/bench/inotify_relay.c"
 RABENCH=$OUT/rabench
 
 # ---- pinning: servers on CPU 0, clients on CPU 1, so that neither steals the other's core ----
@@ -50,6 +62,7 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -f "$OUT"/work/*.bin "$OUT"/work/.*.tmp # the 1 GiB outputs of 10 and 11, also after a failure
+	rm -rf "$OUT"/work/ev-* "$EV"             # the files and trees of 12-14
 }
 trap cleanup EXIT
 
@@ -84,6 +97,7 @@ alive() { kill -0 "$1" 2>/dev/null || fail "$2 died during the run"; }
 # Context switches of every thread of a process: each one is a wake-up from sleep (or a preemption).
 ctxsw() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' /proc/"$1"/status; }
+group() { sed -E ':a; s/^([0-9]+)([0-9]{3})/\1,\2/; ta' <<<"$1"; } # 1234567 -> 1,234,567
 
 # ---- how quiet the machine is: other load (or a busy VM host) would skew every figure ----
 # /proc/stat "cpu" line: user nice system idle iowait irq softirq steal, in 10 ms ticks.
@@ -96,171 +110,206 @@ BG_WARN=""
 ((BG_BUSY <= 10)) || BG_WARN=" — the machine was not idle: the figures may be skewed"
 
 # ---- 1. size ----
-log "1/11 binary size"
-strip -o "$OUT/runra-agent.stripped" "$AGENT"
-SIZE=$(stat -c %s "$OUT/runra-agent.stripped")
-BUSYBOX=""
-if [[ -x /bin/busybox ]] && dpkg-query -W -f='${db:Status-Status}' busybox-static 2>/dev/null | grep -qx installed; then
-	BUSYBOX=$(stat -L -c %s /bin/busybox)
+if want 1; then
+	log "[1] binary size"
+	strip -o "$OUT/runra-agent.stripped" "$AGENT"
+	SIZE=$(stat -c %s "$OUT/runra-agent.stripped")
+	BUSYBOX=""
+	if [[ -x /bin/busybox ]] && dpkg-query -W -f='${db:Status-Status}' busybox-static 2>/dev/null | grep -qx installed; then
+		BUSYBOX=$(stat -L -c %s /bin/busybox)
+	fi
+fi
+
+# ---- 2, 3, 5, 6: one agent ----
+AGENT_RC="" XAGENT_RC="" FAGENT_RC="" EAGENT_RC="" # exit statuses after SIGTERM; empty: not started
+if want 2 3 5 6; then
+	PORT=$(freeport)
+	start_agent "$PORT"
 fi
 
 # ---- 2, 3. idle RSS and wake-ups, agent and sleeper side by side over the same 10 s ----
-log "2/11 idle RSS and wake-ups (12 s)"
-"${PIN_SRV[@]}" "$OUT/sleeper" &
-SLEEPER=$!
-PIDS+=("$SLEEPER")
-PORT=$(freeport)
-start_agent "$PORT"
-"${PIN_CLI[@]}" "$RABENCH" hold "$PORT" "$TOKEN" 20 >"$OUT/hold.out" &
-HOLD=$!
-PIDS+=("$HOLD")
-for _ in $(seq 50); do grep -q ready "$OUT/hold.out" && break; sleep 0.1; done
-grep -q ready "$OUT/hold.out" || fail "no ready message on the idle WebSocket"
-sleep 2
-RSS=$(rss_kib "$AGENT_PID") RSS_BASE=$(rss_kib "$SLEEPER")
-CS0=$(ctxsw "$AGENT_PID") CSB0=$(ctxsw "$SLEEPER")
-sleep 10
-CS1=$(ctxsw "$AGENT_PID") CSB1=$(ctxsw "$SLEEPER")
-alive "$HOLD" "the idle WebSocket client"
-alive "$AGENT_PID" "the agent"
-stop "$HOLD" || true
-stop "$SLEEPER" || true
-WAKE=$(awk -v a="$CS0" -v b="$CS1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
-WAKE_BASE=$(awk -v a="$CSB0" -v b="$CSB1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
+if want 2 3; then
+	log "[2, 3] idle RSS and wake-ups (12 s)"
+	"${PIN_SRV[@]}" "$OUT/sleeper" &
+	SLEEPER=$!
+	PIDS+=("$SLEEPER")
+	"${PIN_CLI[@]}" "$RABENCH" hold "$PORT" "$TOKEN" 20 >"$OUT/hold.out" &
+	HOLD=$!
+	PIDS+=("$HOLD")
+	for _ in $(seq 50); do grep -q ready "$OUT/hold.out" && break; sleep 0.1; done
+	grep -q ready "$OUT/hold.out" || fail "no ready message on the idle WebSocket"
+	sleep 2
+	RSS=$(rss_kib "$AGENT_PID") RSS_BASE=$(rss_kib "$SLEEPER")
+	CS0=$(ctxsw "$AGENT_PID") CSB0=$(ctxsw "$SLEEPER")
+	sleep 10
+	CS1=$(ctxsw "$AGENT_PID") CSB1=$(ctxsw "$SLEEPER")
+	alive "$HOLD" "the idle WebSocket client"
+	alive "$AGENT_PID" "the agent"
+	stop "$HOLD" || true
+	stop "$SLEEPER" || true
+	WAKE=$(awk -v a="$CS0" -v b="$CS1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
+	WAKE_BASE=$(awk -v a="$CSB0" -v b="$CSB1" 'BEGIN { printf "%.1f", (b - a) / 10 }')
+fi
 
 # ---- 5. round trip: on one CPU (pure processing cost) and across two (adds the cross-CPU wake-up) ----
-log "3/11 ping round trip"
-rtt() { # PORT TOKEN PIN...: p50 p99 min mean
-	local port=$1 tok=$2
-	shift 2
-	"$@" "$RABENCH" rtt "$port" "$tok" 1000 20000 || fail "round trip on port $port"
-}
-R=$(rtt "$PORT" "$TOKEN" "${PIN_SAME[@]}")
-read -r A1_P50 A1_P99 _ <<<"$R"
-R=$(rtt "$PORT" "$TOKEN" "${PIN_CLI[@]}")
-read -r A2_P50 A2_P99 _ <<<"$R"
-EPORT=$(freeport)
-start_echo "$EPORT" blocking
-R=$(rtt "$EPORT" - "${PIN_SAME[@]}")
-read -r E1_P50 E1_P99 _ <<<"$R"
-R=$(rtt "$EPORT" - "${PIN_CLI[@]}")
-read -r E2_P50 E2_P99 _ <<<"$R"
-stop "$ECHO_PID" || true
+if want 5; then
+	log "[5] ping round trip"
+	rtt() { # PORT TOKEN PIN...: p50 p99 min mean
+		local port=$1 tok=$2
+		shift 2
+		"$@" "$RABENCH" rtt "$port" "$tok" 1000 20000 || fail "round trip on port $port"
+	}
+	R=$(rtt "$PORT" "$TOKEN" "${PIN_SAME[@]}")
+	read -r A1_P50 A1_P99 _ <<<"$R"
+	R=$(rtt "$PORT" "$TOKEN" "${PIN_CLI[@]}")
+	read -r A2_P50 A2_P99 _ <<<"$R"
+	EPORT=$(freeport)
+	start_echo "$EPORT" blocking
+	R=$(rtt "$EPORT" - "${PIN_SAME[@]}")
+	read -r E1_P50 E1_P99 _ <<<"$R"
+	R=$(rtt "$EPORT" - "${PIN_CLI[@]}")
+	read -r E2_P50 E2_P99 _ <<<"$R"
+	stop "$ECHO_PID" || true
+fi
 
 # ---- 6. throughput: one ping in flight per connection; median of three 1 s windows after 0.5 s of warm-up ----
-log "4/11 ping throughput (6 x 3.5 s)"
 declare -A TP
-throughput() { # PORT TOKEN SERVER_PID CONNS: replies/s client% server%
-	"${PIN_CLI[@]}" "$RABENCH" tput "$1" "$2" "$4" 3 "$3" || fail "throughput with $4 connections on port $1"
-}
-for n in 1 16 256; do TP[agent$n]=$(throughput "$PORT" "$TOKEN" "$AGENT_PID" $n); done
-alive "$AGENT_PID" "the agent"
-AGENT_RC=0
-stop "$AGENT_PID" || AGENT_RC=$?
-EPORT=$(freeport)
-start_echo "$EPORT" epoll
-for n in 1 16 256; do TP[echo$n]=$(throughput "$EPORT" - "$ECHO_PID" $n); done
-stop "$ECHO_PID" || true
+if want 6; then
+	log "[6] ping throughput (6 x 3.5 s)"
+	throughput() { # PORT TOKEN SERVER_PID CONNS: replies/s client% server%
+		"${PIN_CLI[@]}" "$RABENCH" tput "$1" "$2" "$4" 3 "$3" || fail "throughput with $4 connections on port $1"
+	}
+	for n in 1 16 256; do TP[agent$n]=$(throughput "$PORT" "$TOKEN" "$AGENT_PID" $n); done
+fi
+if want 2 3 5 6; then
+	alive "$AGENT_PID" "the agent"
+	AGENT_RC=0
+	stop "$AGENT_PID" || AGENT_RC=$?
+fi
+if want 6; then
+	EPORT=$(freeport)
+	start_echo "$EPORT" epoll
+	for n in 1 16 256; do TP[echo$n]=$(throughput "$EPORT" - "$ECHO_PID" $n); done
+	stop "$ECHO_PID" || true
+fi
 
 # ---- 7, 8, 9. processes: an agent of their own, allowed 4096 processes ----
 # Its children inherit its CPU (0); the baselines' children inherit theirs, pinned the same way. One PATH for
 # the agent and the baselines, so that finding "true" costs both the same few execve() attempts.
 STD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 STREAM_BYTES=1073741824
-XPORT=$(freeport)
-PATH=$STD_PATH start_agent "$XPORT" --max-processes 4096
-XAGENT_PID=$AGENT_PID
+if want 7 8 9; then
+	XPORT=$(freeport)
+	PATH=$STD_PATH start_agent "$XPORT" --max-processes 4096
+	XAGENT_PID=$AGENT_PID
+fi
 
-log "5/11 exec round trip (2 x 2,100 execs, then 2,100 spawns)"
-xrtt() { # PIN...: p50 p99 min mean
-	"$@" "$RABENCH" exec "$XPORT" "$TOKEN" 100 2000 || fail "exec round trip"
-}
-R=$(xrtt "${PIN_SAME[@]}")
-read -r X1_P50 X1_P99 _ <<<"$R"
-R=$(xrtt "${PIN_CLI[@]}")
-read -r X2_P50 X2_P99 _ <<<"$R"
-R=$(PATH=$STD_PATH "${PIN_SRV[@]}" "$RABENCH" spawn 100 2000) || fail "raw spawn round trip"
-read -r SP_P50 SP_P99 _ <<<"$R"
+if want 7; then
+	log "[7] exec round trip (2 x 2,100 execs, then 2,100 spawns)"
+	xrtt() { # PIN...: p50 p99 min mean
+		"$@" "$RABENCH" exec "$XPORT" "$TOKEN" 100 2000 || fail "exec round trip"
+	}
+	R=$(xrtt "${PIN_SAME[@]}")
+	read -r X1_P50 X1_P99 _ <<<"$R"
+	R=$(xrtt "${PIN_CLI[@]}")
+	read -r X2_P50 X2_P99 _ <<<"$R"
+	R=$(PATH=$STD_PATH "${PIN_SRV[@]}" "$RABENCH" spawn 100 2000) || fail "raw spawn round trip"
+	read -r SP_P50 SP_P99 _ <<<"$R"
+fi
 
+median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; } # LINE LINE LINE: the middle one by its first number
 # Three of each, alternating, and the median by MiB/s: one copy takes half a second, and how the scheduler
 # happens to interleave head and its reader on one CPU moves a single run by ±30 %.
-log "6/11 stdout streaming (3 x 1 GiB through the agent and through a plain pipe-to-TCP copier)"
-ST_RUNS=() CP_RUNS=()
-for _ in 1 2 3; do
-	R=$("${PIN_CLI[@]}" "$RABENCH" stream "$XPORT" "$TOKEN" $STREAM_BYTES "$XAGENT_PID") || fail "the 1 GiB stream"
-	ST_RUNS+=("$R")
-	R=$("${PIN_CLI[@]}" "$RABENCH" copy $STREAM_BYTES $SRV_CPU "$OUT/pipecopy" "head -c $STREAM_BYTES /dev/zero") ||
-		fail "the plain pipe-to-TCP copy"
-	CP_RUNS+=("$R")
-done
-median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; } # LINE LINE LINE: the middle one by its first number
-read -r ST_MIBS ST_MSGS _ _ ST_SRV_MS ST_CLI <<<"$(median3 "${ST_RUNS[@]}")"
-read -r CP_MIBS _ CP_MS CP_CLI <<<"$(median3 "${CP_RUNS[@]}")"
-# Peak RSS of each run: VmHWM or sampled VmRSS, whichever is larger. The first run's is the figure: the
-# agent keeps every finished exec's last 1 MiB of output for reattach, so each later run starts ~1 MiB higher.
-ST_PEAKS=$(printf '%s\n' "${ST_RUNS[@]}" | awk '{ printf "%s%d", (NR > 1 ? ", " : ""), ($3 > $4 ? $3 : $4) }')
-ST_PEAK=${ST_PEAKS%%,*}
-CP_HWM=$(printf '%s\n' "${CP_RUNS[@]}" | awk '$2 > m { m = $2 } END { print m }')
-ST_ALL=$(printf '%s\n' "${ST_RUNS[@]}" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }')
-CP_ALL=$(printf '%s\n' "${CP_RUNS[@]}" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }')
+if want 9; then
+	log "[9] stdout streaming (3 x 1 GiB through the agent and through a plain pipe-to-TCP copier)"
+	ST_RUNS=() CP_RUNS=()
+	for _ in 1 2 3; do
+		R=$("${PIN_CLI[@]}" "$RABENCH" stream "$XPORT" "$TOKEN" $STREAM_BYTES "$XAGENT_PID") || fail "the 1 GiB stream"
+		ST_RUNS+=("$R")
+		R=$("${PIN_CLI[@]}" "$RABENCH" copy $STREAM_BYTES $SRV_CPU "$OUT/pipecopy" "head -c $STREAM_BYTES /dev/zero") ||
+			fail "the plain pipe-to-TCP copy"
+		CP_RUNS+=("$R")
+	done
+	read -r ST_MIBS ST_MSGS _ _ ST_SRV_MS ST_CLI <<<"$(median3 "${ST_RUNS[@]}")"
+	read -r CP_MIBS _ CP_MS CP_CLI <<<"$(median3 "${CP_RUNS[@]}")"
+	# Peak RSS of each run: VmHWM or sampled VmRSS, whichever is larger. The first run's is the figure: the
+	# agent keeps every finished exec's last 1 MiB of output for reattach, so each later run starts ~1 MiB higher.
+	ST_PEAKS=$(printf '%s\n' "${ST_RUNS[@]}" | awk '{ printf "%s%d", (NR > 1 ? ", " : ""), ($3 > $4 ? $3 : $4) }')
+	ST_PEAK=${ST_PEAKS%%,*}
+	CP_HWM=$(printf '%s\n' "${CP_RUNS[@]}" | awk '$2 > m { m = $2 } END { print m }')
+	ST_ALL=$(printf '%s\n' "${ST_RUNS[@]}" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }')
+	CP_ALL=$(printf '%s\n' "${CP_RUNS[@]}" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }')
+fi
 
 # Throughput is what the whole machine can start: the agent (and so its children), the client and the
 # baseline's threads all get every CPU.
-log "7/11 exec throughput (2 x 3.5 s)"
-((SRV_CPU < 0)) || taskset -a -p -c "0-$(($(nproc) - 1))" "$XAGENT_PID" >/dev/null
-XTP=$("$RABENCH" xtput "$XPORT" "$TOKEN" 32 3 "$XAGENT_PID") || fail "exec throughput"
-STP=$(PATH=$STD_PATH "$RABENCH" spawntput 32 3) || fail "raw spawn throughput"
-alive "$XAGENT_PID" "the agent"
-XAGENT_RC=0
-stop "$XAGENT_PID" || XAGENT_RC=$?
+if want 8; then
+	log "[8] exec throughput (2 x 3.5 s)"
+	((SRV_CPU < 0)) || taskset -a -p -c "0-$(($(nproc) - 1))" "$XAGENT_PID" >/dev/null
+	XTP=$("$RABENCH" xtput "$XPORT" "$TOKEN" 32 3 "$XAGENT_PID") || fail "exec throughput"
+	STP=$(PATH=$STD_PATH "$RABENCH" spawntput 32 3) || fail "raw spawn throughput"
+fi
+if want 7 8 9; then
+	alive "$XAGENT_PID" "the agent"
+	XAGENT_RC=0
+	stop "$XAGENT_PID" || XAGENT_RC=$?
+fi
 
 # ---- 10, 11. file transfers: an agent of its own, with default settings ----
 # One 1 GiB file of random bytes (nothing on the way, a deduplicating host disk included, gets it cheaper),
 # made once and kept for later runs, with its sha256.
 FILE_BYTES=1073741824
 SRC=$OUT/file-1g.bin
-if [[ $(stat -c %s "$SRC" 2>/dev/null) != "$FILE_BYTES" ]]; then
-	log "making $SRC (1 GiB from /dev/urandom, kept for later runs)"
-	head -c $FILE_BYTES /dev/urandom >"$SRC.part"
-	mv "$SRC.part" "$SRC"
-fi
-[[ -s $SRC.sha256 && $SRC.sha256 -nt $SRC ]] || sha256sum "$SRC" | cut -d' ' -f1 >"$SRC.sha256"
-SRC_SHA=$(cat "$SRC.sha256")
-cat "$SRC" >/dev/null # into the page cache: what the disk reads at is not what 10 and 11 measure
 UP_CHUNK_KIB=1024 UP_INFLIGHT=8
-FPORT=$(freeport)
-start_agent "$FPORT"
-FAGENT_PID=$AGENT_PID
+if want 10 11; then
+	if [[ $(stat -c %s "$SRC" 2>/dev/null) != "$FILE_BYTES" ]]; then
+		log "making $SRC (1 GiB from /dev/urandom, kept for later runs)"
+		head -c $FILE_BYTES /dev/urandom >"$SRC.part"
+		mv "$SRC.part" "$SRC"
+	fi
+	[[ -s $SRC.sha256 && $SRC.sha256 -nt $SRC ]] || sha256sum "$SRC" | cut -d' ' -f1 >"$SRC.sha256"
+	SRC_SHA=$(cat "$SRC.sha256")
+	cat "$SRC" >/dev/null # into the page cache: what the disk reads at is not what 10 and 11 measure
+	FPORT=$(freeport)
+	start_agent "$FPORT"
+	FAGENT_PID=$AGENT_PID
+fi
 
 # Three of each, alternating, and the median by MiB/s, as in 9. The uploaded files are kept until all six
 # are done: each run then writes into memory the page cache has not used yet, instead of into what the run
 # before freed a moment ago (in a VM that returns freed memory to its host, one is much slower than the other).
-log "8/11 file upload (3 x 1 GiB through the agent and through a plain TCP-to-file copier)"
-UP_RUNS=() UC_RUNS=()
-for i in 1 2 3; do
-	R=$("${PIN_CLI[@]}" "$RABENCH" upload "$FPORT" "$TOKEN" "$SRC" "$SRC_SHA" "up-agent-$i.bin" "$FAGENT_PID" \
-		$UP_CHUNK_KIB $UP_INFLIGHT) || fail "the 1 GiB upload"
-	UP_RUNS+=("$R")
-	R=$("${PIN_CLI[@]}" "$RABENCH" fileup "$SRC" $UP_CHUNK_KIB $SRV_CPU \
-		"$OUT/filecopy" recv "$OUT/work/up-copy-$i.bin") || fail "the plain TCP-to-file copy"
-	UC_RUNS+=("$R")
-done
-rm -f "$OUT"/work/up-*.bin
+if want 10; then
+	log "[10] file upload (3 x 1 GiB through the agent and through a plain TCP-to-file copier)"
+	UP_RUNS=() UC_RUNS=()
+	for i in 1 2 3; do
+		R=$("${PIN_CLI[@]}" "$RABENCH" upload "$FPORT" "$TOKEN" "$SRC" "$SRC_SHA" "up-agent-$i.bin" "$FAGENT_PID" \
+			$UP_CHUNK_KIB $UP_INFLIGHT) || fail "the 1 GiB upload"
+		UP_RUNS+=("$R")
+		R=$("${PIN_CLI[@]}" "$RABENCH" fileup "$SRC" $UP_CHUNK_KIB $SRV_CPU \
+			"$OUT/filecopy" recv "$OUT/work/up-copy-$i.bin") || fail "the plain TCP-to-file copy"
+		UC_RUNS+=("$R")
+	done
+	rm -f "$OUT"/work/up-*.bin
+fi
 
-log "9/11 file download (3 x 1 GiB through the agent and through a plain file-to-TCP copier)"
-DL_RUNS=() DC_RUNS=()
-for _ in 1 2 3; do
-	R=$("${PIN_CLI[@]}" "$RABENCH" download "$FPORT" "$TOKEN" "$SRC" "$SRC_SHA" "$OUT/work/down.bin" \
-		"$FAGENT_PID") || fail "the 1 GiB download"
-	DL_RUNS+=("$R")
-	R=$("${PIN_CLI[@]}" "$RABENCH" filedown "$SRC" "$OUT/work/down.bin" $SRV_CPU "$OUT/filecopy" send "$SRC") ||
-		fail "the plain file-to-TCP copy"
-	DC_RUNS+=("$R")
-done
-rm -f "$OUT/work/down.bin"
-alive "$FAGENT_PID" "the agent"
-FAGENT_RC=0
-stop "$FAGENT_PID" || FAGENT_RC=$?
+if want 11; then
+	log "[11] file download (3 x 1 GiB through the agent and through a plain file-to-TCP copier)"
+	DL_RUNS=() DC_RUNS=()
+	for _ in 1 2 3; do
+		R=$("${PIN_CLI[@]}" "$RABENCH" download "$FPORT" "$TOKEN" "$SRC" "$SRC_SHA" "$OUT/work/down.bin" \
+			"$FAGENT_PID") || fail "the 1 GiB download"
+		DL_RUNS+=("$R")
+		R=$("${PIN_CLI[@]}" "$RABENCH" filedown "$SRC" "$OUT/work/down.bin" $SRV_CPU "$OUT/filecopy" send "$SRC") ||
+			fail "the plain file-to-TCP copy"
+		DC_RUNS+=("$R")
+	done
+	rm -f "$OUT/work/down.bin"
+fi
+if want 10 11; then
+	alive "$FAGENT_PID" "the agent"
+	FAGENT_RC=0
+	stop "$FAGENT_PID" || FAGENT_RC=$?
+fi
 
 col() { # N RUN...: field N of each run, comma-separated
 	local n=$1
@@ -293,30 +342,115 @@ copy_summary() { # NAME RUN...: sets NAME_MIBS NAME_MS NAME_CLI NAME_ALL NAME_HW
 	printf -v "${name}_ALL" %s "$(col 1 "$@")"
 	printf -v "${name}_HWM" %s "$(col 2 "$@" | tr -s ', ' '\n' | sort -n | tail -n 1)"
 }
-transfer_summary UP "${UP_RUNS[@]}"
-copy_summary UC "${UC_RUNS[@]}"
-transfer_summary DL "${DL_RUNS[@]}"
-copy_summary DC "${DC_RUNS[@]}"
+if want 10; then
+	transfer_summary UP "${UP_RUNS[@]}"
+	copy_summary UC "${UC_RUNS[@]}"
+fi
+if want 11; then
+	transfer_summary DL "${DL_RUNS[@]}"
+	copy_summary DC "${DC_RUNS[@]}"
+fi
+
+# ---- 12, 13, 14. file events: an agent of its own, with default settings (its workdir watched) ----
+# The agent's files and trees are made in its workdir (ev-*), watched from the start; the baselines' in $EV,
+# which no agent watches, so that the agent does not work (on CPU 0) during a baseline run.
+EV_WARMUP=100 EV_COUNT=2000 EV_DIRS=100 EV_FILES=100000 TREE_TOP=100 TREE_SUB=99
+# 13b: bursts of 7,500 creates, 15,000 inotify events: within the kernel's default queue of 16,384.
+EV_BURST=7500 EV_BURSTS=8
+TREE_DIRS=$((1 + TREE_TOP + TREE_TOP * TREE_SUB))
+if want 12 13 14; then
+	rm -rf "$EV" "$OUT"/work/ev-*
+	mkdir -p "$EV"
+	EVPORT=$(freeport)
+	start_agent "$EVPORT"
+	EAGENT_PID=$AGENT_PID
+fi
+
+# First, before 12 and 13 fill the workdir. The tree is outside the workdir (the agent's own watch of the
+# workdir would overlap a root inside it): 100 directories of 99 each, 10,001 with the root.
+if want 14; then
+	log "[14] recursive watch setup (3 x watch.add of a tree of $(group $TREE_DIRS) directories; 3 plain walks)"
+	TREE=$EV/tree
+	mkdir "$TREE"
+	(cd "$TREE" && eval "mkdir d{001..$TREE_TOP}" && eval "mkdir d{001..$TREE_TOP}/e{01..$TREE_SUB}")
+	((TREE_DIRS == $(find "$TREE" -type d | wc -l))) || fail "the tree does not have $TREE_DIRS directories"
+	R=$("${PIN_CLI[@]}" "$RABENCH" wadd "$EVPORT" "$TOKEN" "$TREE" 3 $TREE_DIRS "$EAGENT_PID") ||
+		fail "recursive watch.add"
+	read -r WA_MED WA_RM WA_RSS WA_ALL <<<"$R"
+	R=$("${PIN_SRV[@]}" "$RABENCH" inotwalk "$TREE" 3) || fail "the plain walk"
+	read -r WW_MED WW_DIRS WW_ALL <<<"$R"
+	((WW_DIRS == TREE_DIRS)) || fail "the plain walk watched $WW_DIRS directories, not $TREE_DIRS"
+fi
+
+# Creator and reader on the agent's CPU (12a, as in 5a), or the reader on the other one (12b). The relay is
+# pinned as the agent is; the in-process read runs there too.
+if want 12; then
+	log "[12] file event latency (2 x $(group $((EV_WARMUP + EV_COUNT))) files through the agent," \
+		"2 x through a plain inotify relay, 1 x read in-process)"
+	evlat() { # NAME PIN...: p50 p99 min mean
+		local name=$1
+		shift
+		"$@" "$RABENCH" evlat "$EVPORT" "$TOKEN" "$OUT/work/ev-$name" $EV_WARMUP $EV_COUNT || fail "event latency"
+	}
+	relaylat() { # NAME PIN...
+		local name=$1
+		shift
+		"$@" "$RABENCH" relaylat "$EV/$name" $EV_WARMUP $EV_COUNT $SRV_CPU "$OUT/inotify_relay" "$EV/$name" ||
+			fail "event latency through the relay"
+	}
+	R=$(evlat lat-1 "${PIN_SAME[@]}")
+	read -r L1_P50 L1_P99 _ <<<"$R"
+	R=$(evlat lat-2 "${PIN_CLI[@]}")
+	read -r L2_P50 L2_P99 _ <<<"$R"
+	R=$(relaylat lat-1 "${PIN_SAME[@]}")
+	read -r LR1_P50 LR1_P99 _ <<<"$R"
+	R=$(relaylat lat-2 "${PIN_CLI[@]}")
+	read -r LR2_P50 LR2_P99 _ <<<"$R"
+	R=$("${PIN_SRV[@]}" "$RABENCH" inotlat "$EV/lat-3" $EV_WARMUP $EV_COUNT) || fail "in-process inotify latency"
+	read -r LI_P50 LI_P99 _ <<<"$R"
+fi
+
+# 13a: the creator is a child of the client, on the client's CPU; the agent and the relay have CPU 0 to
+# themselves. 13b: the client creates each burst while the agent (the relay) is stopped, then times the drain.
+if want 13; then
+	log "[13] event throughput ($(group $EV_FILES) files in $EV_DIRS directories, then $EV_BURSTS bursts of" \
+		"$(group $EV_BURST); through the agent and through the relay)"
+	ETP=$("${PIN_CLI[@]}" "$RABENCH" evtput "$EVPORT" "$TOKEN" "$OUT/work/ev-tput" $EV_DIRS $EV_FILES "$EAGENT_PID") ||
+		fail "event throughput"
+	RTP=$("${PIN_CLI[@]}" "$RABENCH" relaytput "$EV/tput" $EV_DIRS $EV_FILES $SRV_CPU \
+		"$OUT/inotify_relay" "$EV/tput") || fail "event throughput through the relay"
+	EBU=$("${PIN_CLI[@]}" "$RABENCH" evburst "$EVPORT" "$TOKEN" "$OUT/work/ev-burst" $EV_DIRS $EV_BURST $EV_BURSTS \
+		"$EAGENT_PID") || fail "event drain rate"
+	RBU=$("${PIN_CLI[@]}" "$RABENCH" relayburst "$EV/burst" $EV_DIRS $EV_BURST $EV_BURSTS $SRV_CPU \
+		"$OUT/inotify_relay" "$EV/burst") || fail "event drain rate through the relay"
+fi
+if want 12 13 14; then
+	alive "$EAGENT_PID" "the agent"
+	EAGENT_RC=0
+	stop "$EAGENT_PID" || EAGENT_RC=$?
+	rm -rf "$EV" "$OUT"/work/ev-*
+fi
 
 # ---- 4. start to ready: fork/exec until GET /healthz is answered, 20 times ----
-log "10/11 start to ready (2 x 20 starts)"
-SPORT=$(freeport)
-START=$(RUNRA_AGENT_TOKEN=$TOKEN "${PIN_CLI[@]}" "$RABENCH" start 20 "$SPORT" "HTTP/1.1 200" $SRV_CPU \
-	"$AGENT" --listen "127.0.0.1:$SPORT" --workdir "$OUT/work" --log-level warn 2>>"$OUT/agent.log") ||
-	fail "agent start-up measurement"
-START_BASE=$("${PIN_CLI[@]}" "$RABENCH" start 20 "$SPORT" "GET /healthz" $SRV_CPU "$OUT/echo_server" "$SPORT" blocking) ||
-	fail "echo server start-up measurement"
-read -r ST_MED ST_MIN ST_MAX <<<"$START"
-read -r SB_MED SB_MIN SB_MAX <<<"$START_BASE"
+if want 4; then
+	log "[4] start to ready (2 x 20 starts)"
+	SPORT=$(freeport)
+	START=$(RUNRA_AGENT_TOKEN=$TOKEN "${PIN_CLI[@]}" "$RABENCH" start 20 "$SPORT" "HTTP/1.1 200" $SRV_CPU \
+		"$AGENT" --listen "127.0.0.1:$SPORT" --workdir "$OUT/work" --log-level warn 2>>"$OUT/agent.log") ||
+		fail "agent start-up measurement"
+	START_BASE=$("${PIN_CLI[@]}" "$RABENCH" start 20 "$SPORT" "GET /healthz" $SRV_CPU "$OUT/echo_server" "$SPORT" blocking) ||
+		fail "echo server start-up measurement"
+	read -r ST_MED ST_MIN ST_MAX <<<"$START"
+	read -r SB_MED SB_MIN SB_MAX <<<"$START_BASE"
+fi
 
 # ---- the report ----
-log "11/11 report"
+log "report"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "—"; else printf "%.2f×", a / b }'; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "**meets**" : "**misses**" }'; }
 verdict_ge() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "**meets**" : "**misses**" }'; }
 times() { awk -v a="$1" -v k="$2" 'BEGIN { print a * k }'; }                 # VALUE FACTOR
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
-group() { sed -E ':a; s/^([0-9]+)([0-9]{3})/\1,\2/; ta' <<<"$1"; } # 1234567 -> 1,234,567
 tp_cell() { # "replies/s client% server%" SERVER_NAME
 	local r c s
 	read -r r c s <<<"$1"
@@ -328,7 +462,9 @@ tp_cell() { # "replies/s client% server%" SERVER_NAME
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-if [[ -n $BUSYBOX ]]; then
+if ! want 1; then
+	:
+elif [[ -n $BUSYBOX ]]; then
 	SIZE_BASE="$(group "$BUSYBOX") B ($(kib "$BUSYBOX")), Debian busybox-static /bin/busybox"
 	SIZE_RATIO=$(ratio "$SIZE" "$BUSYBOX")
 else
@@ -336,7 +472,7 @@ else
 	SIZE_RATIO=$(ratio "$SIZE" 1048576)
 fi
 if ((SRV_CPU >= 0)); then
-	PINNING="servers (agent, echo server, sleeper) pinned to CPU $SRV_CPU, clients to CPU $CLI_CPU with taskset, except the one-CPU round trip where both are on CPU $SRV_CPU"
+	PINNING="servers (agent, echo server, sleeper, relay) pinned to CPU $SRV_CPU, clients to CPU $CLI_CPU with taskset, except the one-CPU round trips (5a, 7a, 12a) where both are on CPU $SRV_CPU"
 else
 	PINNING="none (one CPU)"
 fi
@@ -351,64 +487,195 @@ cat <<EOF
 - agent: \`$AGENT\` ($("$AGENT" version 2>/dev/null || echo "version unknown")), $(date -u +"%Y-%m-%d %H:%M UTC")
 - pinning: $PINNING
 - background: CPUs ${BG_BUSY}% busy in the second before the run; steal time (the VM host running something else) during the run: $(((STEAL2 - STEAL1) * 10)) ms$BG_WARN
-- ratio = runra-agent / baseline; every baseline was measured in this run
+- ratio = runra-agent / baseline; every baseline was measured in this run$([[ $FIGURES == " $(seq -s ' ' 14) " ]] || echo "; only figures$FIGURES(BENCH_FIGURES)")
 
 | figure | runra-agent | baseline | ratio | target |
 |---|---|---|---|---|
+EOF
+if want 1; then
+	cat <<EOF
 | 1. binary size, stripped | $(group "$SIZE") B ($(kib "$SIZE")) | $SIZE_BASE | $SIZE_RATIO | ≤ 1 MiB: $(verdict "$SIZE" 1048576) |
+EOF
+fi
+if want 2; then
+	cat <<EOF
 | 2. idle RSS, 1 idle WebSocket for 2 s | $RSS KiB | $RSS_BASE KiB, static sleeper | $(ratio "$RSS" "$RSS_BASE") | ≤ 2 MiB: $(verdict "$RSS" 2048) |
+EOF
+fi
+if want 3; then
+	cat <<EOF
 | 3. idle wake-ups, 1 idle WebSocket, 10 s | $WAKE /s ($((CS1 - CS0)) in 10 s) | $WAKE_BASE /s ($((CSB1 - CSB0)) in 10 s), static sleeper | $(ratio "$WAKE" "$WAKE_BASE") | ≤ 1/s: $(verdict "$WAKE" 1) |
+EOF
+fi
+if want 4; then
+	cat <<EOF
 | 4. start to ready (/healthz 200), median of 20 | $ST_MED µs (min $ST_MIN, max $ST_MAX) | $SB_MED µs (min $SB_MIN, max $SB_MAX), static TCP server | $(ratio "$ST_MED" "$SB_MED") | ≤ 10 ms: $(verdict "$ST_MED" 10000) |
+EOF
+fi
+if want 5; then
+	cat <<EOF
 | 5a. ping RTT p50, client and server on one CPU | $A1_P50 µs | $E1_P50 µs, TCP echo | $(ratio "$A1_P50" "$E1_P50") | ≤ 3× echo: $(verdict "$A1_P50" "$(awk -v e="$E1_P50" 'BEGIN { print 3 * e }')") |
 | 5a. ping RTT p99, one CPU | $A1_P99 µs | $E1_P99 µs, TCP echo | $(ratio "$A1_P99" "$E1_P99") | — |
 | 5b. ping RTT p50, client and server on two CPUs | $A2_P50 µs | $E2_P50 µs, TCP echo | $(ratio "$A2_P50" "$E2_P50") | ≤ 3× echo: $(verdict "$A2_P50" "$(awk -v e="$E2_P50" 'BEGIN { print 3 * e }')") |
 | 5b. ping RTT p99, two CPUs | $A2_P99 µs | $E2_P99 µs, TCP echo | $(ratio "$A2_P99" "$E2_P99") | — |
 EOF
-for n in 1 16 256; do
-	read -r ra _ _ <<<"${TP[agent$n]}"
-	read -r re _ _ <<<"${TP[echo$n]}"
-	echo "| 6. ping throughput, $n connection$( ((n > 1)) && echo s) | $(tp_cell "${TP[agent$n]}" agent) | $(tp_cell "${TP[echo$n]}" echo) | $(ratio "$ra" "$re") | — |"
-done
-read -r XT_RATE _ _ <<<"$XTP"
-read -r SPT_RATE SPT_CPU <<<"$STP"
-SPAWN2=$(times "$SP_P50" 2)
-cat <<EOF
+fi
+if want 6; then
+	for n in 1 16 256; do
+		read -r ra _ _ <<<"${TP[agent$n]}"
+		read -r re _ _ <<<"${TP[echo$n]}"
+		echo "| 6. ping throughput, $n connection$( ((n > 1)) && echo s) | $(tp_cell "${TP[agent$n]}" agent) | $(tp_cell "${TP[echo$n]}" echo) | $(ratio "$ra" "$re") | — |"
+	done
+fi
+if want 7; then
+	SPAWN2=$(times "$SP_P50" 2)
+	cat <<EOF
 | 7a. exec round trip p50, argv ["true"], client on the agent's CPU | $X1_P50 µs | $SP_P50 µs, posix_spawnp("true") + waitpid | $(ratio "$X1_P50" "$SP_P50") | ≤ 2× spawn: $(verdict "$X1_P50" "$SPAWN2") |
 | 7a. exec round trip p99, one CPU | $X1_P99 µs | $SP_P99 µs, posix_spawnp + waitpid | $(ratio "$X1_P99" "$SP_P99") | — |
 | 7b. exec round trip p50, client on the other CPU | $X2_P50 µs | $SP_P50 µs, posix_spawnp + waitpid | $(ratio "$X2_P50" "$SP_P50") | ≤ 2× spawn: $(verdict "$X2_P50" "$SPAWN2") |
 | 7b. exec round trip p99, two CPUs | $X2_P99 µs | $SP_P99 µs, posix_spawnp + waitpid | $(ratio "$X2_P99" "$SP_P99") | — |
+EOF
+fi
+if want 8; then
+	read -r XT_RATE _ _ <<<"$XTP"
+	read -r SPT_RATE SPT_CPU <<<"$STP"
+	cat <<EOF
 | 8. exec throughput, 32 connections × 1 exec of "true" in flight | $(tp_cell "$XTP" agent | sed 's|µs/reply|µs/exec|') | $(group "$SPT_RATE")/s, 32 threads each posix_spawnp + waitpid in a loop; their CPU ${SPT_CPU}% | $(ratio "$XT_RATE" "$SPT_RATE") | ≥ 1,000/s: $(verdict_ge "$XT_RATE" 1000) |
+EOF
+fi
+if want 9; then
+	cat <<EOF
 | 9. stdout streaming of \`head -c 1073741824 /dev/zero\`, median of 3 | $ST_MIBS MiB/s (runs: $ST_ALL; $(group "$ST_MSGS") stream messages; agent CPU $ST_SRV_MS ms; client CPU $ST_CLI%$( ((ST_CLI >= 90)) && echo ", client-bound")) | $CP_MIBS MiB/s (runs: $CP_ALL), the same command's pipe copied to TCP by a plain program (its CPU $CP_MS ms; receiver CPU $CP_CLI%) | $(ratio "$ST_MIBS" "$CP_MIBS") | ≥ 60% of the copy: $(verdict_ge "$ST_MIBS" "$(times "$CP_MIBS" 0.6)") |
-| 9. agent peak RSS during the first stream | $ST_PEAK KiB (idle, figure 2: $RSS KiB; peaks of the 3 runs: $ST_PEAKS KiB) | $CP_HWM KiB, the static copier's peak | $(ratio "$ST_PEAK" "$CP_HWM") | — |
+| 9. agent peak RSS during the first stream | $ST_PEAK KiB ($([[ -n ${RSS:-} ]] && echo "idle, figure 2: $RSS KiB; ")peaks of the 3 runs: $ST_PEAKS KiB) | $CP_HWM KiB, the static copier's peak | $(ratio "$ST_PEAK" "$CP_HWM") | — |
+EOF
+fi
+if want 10; then
+	cat <<EOF
 | 10. file upload of 1 GiB: open, $(group "$UP_MSGS") chunks of $UP_CHUNK_KIB KiB ($UP_INFLIGHT in flight), commit with sha256; median of 3 | $UP_MIBS MiB/s (runs: $UP_ALL; agent CPU $UP_MS ms; client CPU $UP_CLI%) | $UC_MIBS MiB/s (runs: $UC_ALL), the same file over plain TCP to a static program that writes and fsyncs it (its CPU $UC_MS ms; sender CPU $UC_CLI%) | $(ratio "$UP_MIBS" "$UC_MIBS") | ≥ 70% of the copy: $(verdict_ge "$UP_MIBS" "$(times "$UC_MIBS" 0.7)") |
 | 10. agent peak RSS during the uploads | $UP_PEAK KiB (the largest of the 3 runs: $UP_PEAKS KiB) | $UC_HWM KiB, the static copier's peak | $(ratio "$UP_PEAK" "$UC_HWM") | ≤ 32 MiB: $(verdict "$UP_PEAK" 32768) |
+EOF
+fi
+if want 11; then
+	cat <<EOF
 | 11. file download of 1 GiB: file.read with stream: true (sha256 not asked for; every byte compared by the client), $(group "$DL_MSGS") stream messages; median of 3 | $DL_MIBS MiB/s (runs: $DL_ALL; agent CPU $DL_MS ms; client CPU $DL_CLI%$( ((DL_CLI >= 90)) && echo ", client-bound")) | $DC_MIBS MiB/s (runs: $DC_ALL), a static program reading the file and writing it to plain TCP (its CPU $DC_MS ms; receiver CPU $DC_CLI%$( ((DC_CLI >= 90)) && echo ", receiver-bound")) | $(ratio "$DL_MIBS" "$DC_MIBS") | ≥ 70% of the copy: $(verdict_ge "$DL_MIBS" "$(times "$DC_MIBS" 0.7)") |
 | 11. agent peak RSS during the downloads | $DL_PEAK KiB (the largest of the 3 runs: $DL_PEAKS KiB) | $DC_HWM KiB, the static copier's peak | $(ratio "$DL_PEAK" "$DC_HWM") | ≤ 32 MiB: $(verdict "$DL_PEAK" 32768) |
 EOF
-cat <<EOF
+fi
+if want 12; then
+	cat <<EOF
+| 12a. file event latency p50: open(O_CREAT) + close until its \`file.created\` arrives, creator and reader on the agent's CPU | $L1_P50 µs | $LR1_P50 µs, a static program relaying inotify over TCP (\`inotify_relay.c\`); created and read in-process: $LI_P50 µs | $(ratio "$L1_P50" "$LR1_P50") | — |
+| 12a. file event latency p99, one CPU | $L1_P99 µs | $LR1_P99 µs, the relay; created and read in-process: $LI_P99 µs | $(ratio "$L1_P99" "$LR1_P99") | ≤ 5 ms: $(verdict "$L1_P99" 5000) |
+| 12b. file event latency p50, creator and reader on the other CPU | $L2_P50 µs | $LR2_P50 µs, the relay | $(ratio "$L2_P50" "$LR2_P50") | — |
+| 12b. file event latency p99, two CPUs | $L2_P99 µs | $LR2_P99 µs, the relay | $(ratio "$L2_P99" "$LR2_P99") | ≤ 5 ms: $(verdict "$L2_P99" 5000) |
+EOF
+fi
+# What a throughput run delivered and lost: "N of M delivered, nothing lost" or what went missing and how.
+ev_lost() { # DELIVERED FILES OVERFLOWS RESCANS GAPS GAP_SEQS
+	local dl=$1 files=$2 ov=$3 rs=$4 gaps=$5 gseq=$6 lost="nothing lost"
+	((dl == files)) || lost="**$(group $((files - dl))) not delivered**"
+	((ov == 0)) || lost+="; **$ov overflow$( ((ov > 1)) && echo s)**$( ((rs > 0)) && echo " ($rs watch.rescanned)")"
+	((gaps == 0)) || lost+="; **$gaps gap$( ((gaps > 1)) && echo s) ($(group "$gseq") seqs)**"
+	((dl == files || ov > 0 || gaps > 0)) || lost+=" **without an overflow or a gap**"
+	echo "$(group "$dl") of $(group "$files") delivered, $lost"
+}
+per_event() { awk -v ms="$1" -v n="$2" 'BEGIN { printf "%.1f", n ? ms * 1000 / n : 0 }'; } # CPU_MS EVENTS: µs
+busy_pct() { # 13A_RUN: the server's busy share (%) from its first event delivered to its last
+	local rate dl ms
+	read -r rate dl _ _ _ _ _ _ ms _ <<<"$1"
+	awk -v ms="$ms" -v r="$rate" -v n="$dl" 'BEGIN { printf "%.0f", r && n ? ms / 10 / (n / r) : 0 }'
+}
+# 13a ("events/s delivered files overflows rescans gaps gap_seqs creates/s server_ms client%"): the rate, the
+# losses, the creator's pace, the server's CPU per event and its busy share (below 90 %: creator-bound).
+ev_cell() { # RUN SERVER_NAME
+	local rate dl files ov rs gaps gseq crate ms cli busy
+	read -r rate dl files ov rs gaps gseq crate ms cli <<<"$1"
+	busy=$(busy_pct "$1")
+	printf "%s/s (%s; creator %s files/s; %s CPU %s ms = %s µs/event, busy %s%% of the time%s; client CPU %s%%)" \
+		"$(group "$rate")" "$(ev_lost "$dl" "$files" "$ov" "$rs" "$gaps" "$gseq")" "$(group "$crate")" "$2" "$ms" \
+		"$(per_event "$ms" "$dl")" "$busy" "$( ((busy < 90)) && echo ": creator-bound")" "$cli"
+}
+# 13b ("events/s delivered files overflows rescans gaps gap_seqs drain_ms server_ms").
+burst_cell() { # RUN SERVER_NAME
+	local rate dl files ov rs gaps gseq dms ms
+	read -r rate dl files ov rs gaps gseq dms ms <<<"$1"
+	printf "%s/s (%s; %s ms draining; %s CPU %s ms = %s µs/event)" "$(group "$rate")" \
+		"$(ev_lost "$dl" "$files" "$ov" "$rs" "$gaps" "$gseq")" "$dms" "$2" "$ms" "$(per_event "$ms" "$dl")"
+}
+ev_verdict() { # EVENTS/S DELIVERED FILES [CREATES/S BUSY%]: a creator-bound run below the target tests nothing
+	local rate=${1%.*} dl=$2 files=$3 crate=${4:-0} busy=${5:-100}
+	if ((dl != files || (rate < 50000 && busy >= 90))); then
+		echo "**misses**"
+	elif ((rate >= 50000)); then
+		echo "**meets**"
+	else
+		echo "not tested: the creator made only $(group "${crate%.*}") files/s"
+	fi
+}
+if want 13; then
+	read -r ET_RATE ET_DL ET_FILES _ _ _ _ ET_CRATE _ <<<"$ETP"
+	read -r RT_RATE _ <<<"$RTP"
+	read -r EB_RATE EB_DL EB_FILES _ <<<"$EBU"
+	read -r RB_RATE _ <<<"$RBU"
+	cat <<EOF
+| 13a. file event throughput: $(group $EV_FILES) files created as fast as one process can, in $EV_DIRS directories; one subscriber of \`file.created\` | $(ev_cell "$ETP" agent) | $(ev_cell "$RTP" relay), the relay of 12 | $(ratio "$ET_RATE" "$RT_RATE") | ≥ 50,000/s, nothing lost: $(ev_verdict "$ET_RATE" "$ET_DL" "$ET_FILES" "$ET_CRATE" "$(busy_pct "$ETP")") |
+| 13b. file event drain rate: $EV_BURSTS bursts of $(group $EV_BURST) creates made while the agent is stopped (SIGSTOP), timed from SIGCONT to the burst's last event | $(burst_cell "$EBU" agent) | $(burst_cell "$RBU" relay), the relay, stopped the same way | $(ratio "$EB_RATE" "$RB_RATE") | ≥ 50,000/s, nothing lost: $(ev_verdict "$EB_RATE" "$EB_DL" "$EB_FILES") |
+EOF
+fi
+if want 14; then
+	cat <<EOF
+| 14. recursive watch setup: \`watch.add\` of a tree of $(group $TREE_DIRS) directories ($TREE_TOP × $TREE_SUB and the root), request to reply; median of 3 | $WA_MED ms (runs: ${WA_ALL// /, }; watch.remove: $WA_RM ms; agent VmRSS +$WA_RSS KiB with the tree watched) | $WW_MED ms (runs: ${WW_ALL// /, }), a plain program walking the tree with inotify_add_watch on each directory | $(ratio "$WA_MED" "$WW_MED") | — |
+EOF
+fi
 
-Notes
-- 1 KiB = 1024 B, 1 MiB = 1048576 B. RSS is VmRSS; wake-ups are voluntary + involuntary context switches.
+echo
+echo "Notes"
+echo "- 1 KiB = 1024 B, 1 MiB = 1048576 B. RSS is VmRSS; wake-ups are voluntary + involuntary context switches."
+if want 4; then
+	cat <<EOF
 - 4 polls a fresh connect + GET /healthz every ~20 µs from fork() on; the baseline answers as soon as it has
   accepted and read (it echoes the request). Both servers are static executables.
+EOF
+fi
+if want 5; then
+	cat <<EOF
 - 5 sends one 27-byte frame ({"id":N,"op":"ping"}, masked) and waits for the answer, 20,000 times after
   1,000 warm-up; the echo server returns the same 27 bytes, which go through the same parser.
-- 5b and 6 with one connection also pay for waking a sleeping CPU on every message (cpuidle driver
+EOF
+fi
+if want 5 6 12; then
+	cat <<EOF
+- 5b, 6 with one connection and 12b also pay for waking a sleeping CPU on every message (cpuidle driver
   $IDLE_DRIVER, guest_halt_poll_ns $HALT_POLL); in a VM that wake-up can cost more than the work itself,
-  which is why 5a is the row that shows what the agent adds.
+  which is why 5a and 12a are the rows that show what the agent adds.
+EOF
+fi
+if want 6; then
+	cat <<EOF
 - 6: median of three 1 s windows after 0.5 s of warm-up, one ping in flight per connection. Server CPU is
   its CPU use in that window, from /proc/PID/stat (10 ms ticks); µs/reply is that CPU time divided
   by the replies. "client-bound": the single-threaded load generator used 90 % or more of its CPU, so the
   replies/s is a lower bound of what that server could do, and µs/reply is the fairer comparison.
+EOF
+fi
+if want 7; then
+	cat <<EOF
 - 7: exec of argv ["true"] (no shell), then wait for its reply, 2,000 times after 100 warm-up, on one
   connection; every reply must say exit code 0. The baseline is the raw cost of the same: posix_spawnp("true")
   and waitpid from one thread, pinned to CPU $SRV_CPU like the agent (children inherit their parent's CPU).
   Both find "true" through the same PATH ($STD_PATH).
   7a has the client on the agent's CPU too, 7b on the other one.
+EOF
+fi
+if want 8; then
+	cat <<EOF
 - 8: 32 WebSocket connections, one exec in flight on each (the next sent when the reply comes), median of
   three 1 s windows after 0.5 s of warm-up, as in 6. Agent, client and baseline are not pinned: the
   agent's children may run on every CPU, as the baseline's do. Agent CPU is the agent's own (its
   children's is not counted), and µs/exec is that CPU time per exec.
+EOF
+fi
+if want 9; then
+	cat <<EOF
 - 9: one exec of \`head -c 1073741824 /dev/zero\` (through /bin/sh -c); the client checks that the stdout
   stream messages are contiguous by offset and add up to exactly 1 GiB, and that the reply says exit code
   0 with nothing lost. Timed from sending the request to the reply. The baseline (\`pipecopy.c\`, static)
@@ -420,11 +687,19 @@ Notes
   checked against VmRSS sampled every 10 ms; the larger counts. The first run's is the figure: each later
   run starts about 1 MiB higher, because the agent keeps the last --output-buffer-bytes (1 MiB) of each
   finished exec's stdout for reattach. The copier's is its own VmHWM, the largest of its three runs.
+EOF
+fi
+if want 10 11; then
+	cat <<EOF
 - 10, 11: an agent of their own with default settings, its workdir \`$OUT/work\` on the filesystem of the
   source file \`$SRC\` (1 GiB from /dev/urandom, made once and kept, read into the page cache before the
   runs). Agent and copier on CPU $SRV_CPU, client and the copier's other end on CPU $CLI_CPU. Three runs of
   each, alternating, and the median of each; peak RSS is the largest of the three runs (VmHWM reset before
   each, checked against VmRSS sampled every 10 ms, as in 9).
+EOF
+fi
+if want 10; then
+	cat <<EOF
 - 10: file.upload.open, then chunks in order ($UP_CHUNK_KIB KiB each, read with pread and masked as a
   WebSocket client must; a new one sent for each reply, $UP_INFLIGHT unanswered at most), each reply's
   \`received\` checked, then file.upload.commit with the sha256 of the file; the reply must give its size and
@@ -434,12 +709,82 @@ Notes
   The six files are kept until all six runs are done: in a VM that gives freed memory back to its host,
   the first write of a gigabyte into memory not used before costs seconds of CPU, and each run should start
   from the same state, not from what the run just before freed (the copier's CPU shows what that costs).
+EOF
+fi
+if want 11; then
+	cat <<EOF
 - 11: file.read with stream: true; every stream message is checked (the request's id, stream "file",
   offsets contiguous), every byte compared with the file and written in place over one output file
   (filled once, before the clock starts, and fdatasync'ed after it stops); the reply must give 1 GiB, the
   file's sha256 and eof. The baseline (\`filecopy.c\`) reads the file 64 KiB at a time (the agent's chunk) and
   write()s it to a blocking TCP socket; the receiver is the same code as the agent's client minus the
   protocol, timed from accept until EOF.
-- The agent exited with status $AGENT_RC after SIGTERM (0 = graceful); the agent of 7-9 with $XAGENT_RC; the
-  agent of 10 and 11 with $FAGENT_RC.
 EOF
+fi
+if want 12 13 14; then
+	cat <<EOF
+- 12-14: an agent of their own with default settings, whose workdir \`$OUT/work\` is watched (recursively,
+  inotify) from the start. The client subscribes to \`file.created\` under the directory it uses, and to
+  \`watch.overflow\` and \`watch.rescanned\` (no path), so that a loss shows as one; \`gap\` messages come
+  unasked. The baselines work in \`$EV\`, which no agent watches. The relay (\`inotify_relay.c\`, static,
+  on CPU $SRV_CPU like the agent) watches its directory with the agent's inotify mask, reads the instance
+  64 KiB at a time with blocking reads and writes the name of every created entry, a line each, to a TCP
+  connection: what the agent does for a \`file.created\`, minus the protocol and the agent's own work per
+  event (an lstat for the kind and size, the event ring, the subscription filters).
+EOF
+fi
+if want 12; then
+	cat <<EOF
+- 12: the client creates a file (open with O_CREAT | O_EXCL, then close: the kernel queues IN_CREATE and
+  IN_CLOSE_WRITE) in a new directory of the workdir and waits for its \`file.created\`, whose path must be
+  the file's, before the next; timed from just before the open (CLOCK_MONOTONIC) to the event's arrival,
+  $(group $EV_COUNT) times after $EV_WARMUP warm-up. Through the relay the client waits for the file's
+  name instead. "Created and read in-process": one program creates the file and reads its IN_CREATE
+  from its own inotify instance (blocking read, same mask), on CPU $SRV_CPU: the create and the kernel's
+  part alone, which every latency includes. On ext4 without a journal that create is much slower (up to
+  ~200 µs here, instead of ~10) for a few minutes after many files were deleted nearby: the inode
+  allocator skips recently deleted inodes (\`recently_deleted\`), and every run deletes its $(group $((2 * EV_FILES + 2 * EV_BURST * EV_BURSTS))) files
+  of 13 at its end, so a run started within minutes of another shows it. 12a has the client on the
+  agent's CPU, 12b on the other one.
+EOF
+fi
+if want 13; then
+	QUEUED=$(cat /proc/sys/fs/inotify/max_queued_events 2>/dev/null || echo "?")
+	cat <<EOF
+- 13: the client makes $EV_DIRS directories in a new directory of the workdir and waits for their events
+  (the agent then watches them all), then creates files in them (open with O_CREAT, close; file i in
+  directory i mod $EV_DIRS) and counts the \`file.created\` events of kind "file". A count ends when every
+  file's event came, or when the files are made and nothing came for 2 s. CPU is the agent's (the relay's)
+  over the run, from /proc/PID/stat, and per event delivered. Each create queues two inotify events, so
+  the kernel's queue (fs.inotify.max_queued_events = $QUEUED) holds half as many creates: a
+  reader that falls that far behind loses events, and the kernel says so (IN_Q_OVERFLOW); the agent then
+  sends \`watch.overflow\`, rebuilds every watch and sends \`watch.rescanned\`, and the creates it missed
+  are not reported one by one.
+- 13a: a forked creator makes $(group $EV_FILES) files as fast as it can, sharing CPU $CLI_CPU with the
+  client; the agent (or the relay) has CPU $SRV_CPU to itself. Events/s is from the first event counted to
+  the last. When the agent was busy less than 90 % of that time it kept up with the creator, and the rate
+  is the creator's ("creator-bound"): 13b then shows what the agent can do.
+- 13b: the client stops the agent (SIGSTOP, and waits until /proc says it is stopped), creates a burst
+  of $(group $EV_BURST) files ($(group $((2 * EV_BURST))) inotify events, within the kernel's queue),
+  continues the agent (SIGCONT) and counts the burst's events; $EV_BURSTS bursts. Events/s is all events
+  over the sum of the drain times, each from SIGCONT to the burst's last event: how fast a backlog is
+  turned into \`file.created\` messages on one connection. The relay is measured the same way.
+EOF
+fi
+if want 14; then
+	cat <<EOF
+- 14: \`watch.add {path, recursive: true}\` of a tree outside the workdir, timed from the request to the
+  reply, whose \`result.watch.dirs\` must be $(group $TREE_DIRS); then \`watch.remove {watch: id}\` (timed
+  too) and 0.2 s for the agent to read the removed watches' IN_IGNORED; three times. VmRSS growth is the
+  agent's VmRSS after the first add minus before it. The baseline (in \`rabench\`, on CPU $SRV_CPU like the
+  agent) walks the same tree the same way (open, readdir, d_type) with inotify_add_watch on every
+  directory, into a new inotify instance each time, three times; the agent also checks every entry
+  against its exclude patterns and keeps a node per directory.
+EOF
+fi
+AGENTS=""
+[[ -z $AGENT_RC ]] || AGENTS+=", the agent of 2, 3, 5 and 6 with $AGENT_RC"
+[[ -z $XAGENT_RC ]] || AGENTS+=", the agent of 7-9 with $XAGENT_RC"
+[[ -z $FAGENT_RC ]] || AGENTS+=", the agent of 10 and 11 with $FAGENT_RC"
+[[ -z $EAGENT_RC ]] || AGENTS+=", the agent of 12-14 with $EAGENT_RC"
+[[ -z $AGENTS ]] || echo "- Exit statuses after SIGTERM (0 = graceful):${AGENTS#,}."

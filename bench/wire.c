@@ -223,6 +223,7 @@ static bool key_is(const char *k, size_t klen, const char *want)
 static bool parse_msg(const uint8_t *p, const uint8_t *end, msg_info *m)
 {
 	memset(m, 0, sizeof(*m));
+	m->start = p;
 	m->end = end;
 	uint64_t pairs;
 	if ((*p & 0xf0) == 0x80)
@@ -374,23 +375,51 @@ const char WIRE_TRUE[] = "true";
 
 void conn_send_op(conn *c, uint64_t id, const char *op, const char *const *kv)
 {
+	wire_arg args[13];
+	size_t n = 0;
+	for (; kv && kv[2 * n]; n++) {
+		if (n == 13) /* a fixmap holds 15 entries, id and op included */
+			die("too many arguments");
+		args[n] = (wire_arg){.key = kv[2 * n], .type = kv[2 * n + 1] == WIRE_TRUE ? ARG_TRUE : ARG_STR,
+				     .str = kv[2 * n + 1]};
+	}
+	conn_send_req(c, id, op, args, n);
+}
+
+void conn_send_req(conn *c, uint64_t id, const char *op, const wire_arg *args, size_t n)
+{
 	mpw w = {.n = 0};
-	size_t pairs = 0;
-	while (kv && kv[2 * pairs])
-		pairs++;
-	if (pairs > 13) /* a fixmap holds 15 entries, id and op included */
+	if (n > 13) /* a fixmap holds 15 entries, id and op included */
 		die("too many arguments");
-	w_byte(&w, (uint8_t)(0x80 | (pairs + 2)));
+	w_byte(&w, (uint8_t)(0x80 | (n + 2)));
 	w_str(&w, "id");
 	w_u64(&w, id);
 	w_str(&w, "op");
 	w_str(&w, op);
-	for (size_t i = 0; i < pairs; i++) {
-		w_str(&w, kv[2 * i]);
-		if (kv[2 * i + 1] == WIRE_TRUE)
+	for (size_t i = 0; i < n; i++) {
+		w_str(&w, args[i].key);
+		switch (args[i].type) {
+		case ARG_STR:
+			w_str(&w, args[i].str);
+			break;
+		case ARG_TRUE:
 			w_byte(&w, 0xc3);
-		else
-			w_str(&w, kv[2 * i + 1]);
+			break;
+		case ARG_U64:
+			w_u64(&w, args[i].u64);
+			break;
+		case ARG_STRS: {
+			size_t k = 0;
+			while (args[i].strs[k])
+				k++;
+			if (k > 15)
+				die("an array of more than 15 strings");
+			w_byte(&w, (uint8_t)(0x90 | k));
+			for (size_t j = 0; j < k; j++)
+				w_str(&w, args[i].strs[j]);
+			break;
+		}
+		}
 	}
 	c->want_id = id;
 	send_frame(c, w.b, w.n);
@@ -561,6 +590,25 @@ void check_reply(conn *c, const msg_info *m)
 bool msg_is(const msg_info *m, const char *type)
 {
 	return m->type && key_is(m->type, m->type_len, type);
+}
+
+bool msg_str(const msg_info *m, const char *key, const char **s, size_t *len)
+{
+	const uint8_t *v = m->start ? mp_lookup(m->start, m->end, key) : NULL;
+	return v && mp_str(v, m->end, s, len);
+}
+
+bool msg_uint(const msg_info *m, const char *key, uint64_t *out)
+{
+	const uint8_t *v = m->start ? mp_lookup(m->start, m->end, key) : NULL;
+	return v && mp_uint(v, m->end, out);
+}
+
+bool msg_str_is(const msg_info *m, const char *key, const char *want)
+{
+	const char *s;
+	size_t len;
+	return msg_str(m, key, &s, &len) && key_is(s, len, want);
 }
 
 /* The value under a path of map keys in the result, or NULL. */

@@ -37,6 +37,7 @@ typedef struct {
 	const uint8_t *data; /* "data" (bin) */
 	size_t data_len;
 	const uint8_t *result, *end; /* the raw "result" value (NULL: none), and the end of the message */
+	const uint8_t *start;        /* the message's map, for msg_str and msg_uint */
 } msg_info;
 
 uint64_t now_ns(void);
@@ -58,6 +59,16 @@ extern const char WIRE_TRUE[];
 /* {"id": id, "op": op, key: value...}: kv holds key, value pairs, NULL-terminated; every value is a string,
  * or WIRE_TRUE for true. The request must fit in 1 KiB. */
 void conn_send_op(conn *c, uint64_t id, const char *op, const char *const *kv);
+/* One argument of conn_send_req: a string, true, an unsigned integer or an array of strings. */
+typedef struct {
+	const char *key;
+	enum { ARG_STR, ARG_TRUE, ARG_U64, ARG_STRS } type;
+	const char *str;
+	uint64_t u64;
+	const char *const *strs; /* NULL-terminated, at most 15 */
+} wire_arg;
+/* conn_send_op with typed arguments: {"id": id, "op": op, args[0].key: args[0]'s value, ...}. */
+void conn_send_req(conn *c, uint64_t id, const char *op, const wire_arg *args, size_t n);
 /* {"id", "op": "file.upload.chunk", "upload", "offset", "data": bin} in one frame. Masks data in place: the
  * caller's buffer holds garbage afterwards. Does not set want_id: several chunks may be in flight. */
 void conn_send_chunk(conn *c, uint64_t id, const char *upload, uint64_t offset, uint8_t *data, size_t len);
@@ -69,6 +80,12 @@ int conn_next(conn *c, msg_info *m);
 /* Dies unless m is the reply to the ping in flight (right id, and no "type" other than "reply"). */
 void check_reply(conn *c, const msg_info *m);
 bool msg_is(const msg_info *m, const char *type);
+/* A string or an unsigned integer at the top level of the message (an event's "event", "path", "seq"; a
+ * gap's "from" and "to"); false if absent or another type. */
+bool msg_str(const msg_info *m, const char *key, const char **s, size_t *len);
+bool msg_uint(const msg_info *m, const char *key, uint64_t *out);
+/* Whether the top-level string under key is exactly want. */
+bool msg_str_is(const msg_info *m, const char *key, const char *want);
 /* An unsigned integer in the reply's result, under a path of map keys (NULL-terminated); false if absent. */
 bool msg_result_uint(const msg_info *m, const char *const *path, uint64_t *out);
 /* A string or a true bool in the reply's result, under a path of map keys; false if absent or another type. */
