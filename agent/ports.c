@@ -481,7 +481,8 @@ void ra_ports_init(ra_agent *a)
 	double every = a->config->port_scan_ms / 1000.0;
 	ev_init(&scan_timer, on_scan_timer);
 	scan_timer.repeat = every;
-	scan_now(); /* what listens already (in a container: perhaps something started before the agent) */
+	/* The first scan comes one interval after the start, not before the agent is ready: what listens
+	 * already (in a container, something started before the agent) is announced then. */
 	ra_ports_kick();
 }
 

@@ -111,9 +111,11 @@ static uint32_t field_count(const ra_watch_event *ev)
 static void on_watch_event(const ra_watch_event *ev, void *ctx)
 {
 	(void)ctx;
-	if (ev->kind == RA_WEV_OVERFLOW || ev->kind == RA_WEV_ERROR || ev->kind == RA_WEV_REMOVED)
+	if (ev->kind == RA_WEV_OVERFLOW)
+		ra_log(RA_LOG_WARN, "watch.overflow", "the kernel's inotify queue overflowed: rescanning every watch");
+	else if (ev->kind == RA_WEV_ERROR || ev->kind == RA_WEV_REMOVED)
 		ra_log(ev->kind == RA_WEV_REMOVED ? RA_LOG_INFO : RA_LOG_WARN, event_names[ev->kind], "watch %u %s: %s",
-		       ev->watch, ev->path, ev->kind == RA_WEV_REMOVED ? ev->reason : ev->err ? strerror(ev->err) : "overflow");
+		       ev->watch, ev->path, ev->kind == RA_WEV_REMOVED ? ev->reason : strerror(ev->err));
 	bool entry = ev->kind <= RA_WEV_MOVED;
 	ra_event_meta m = {.name = event_names[ev->kind], .path = ev->path[0] ? ev->path : NULL, .path2 = ev->from,
 			   .path_is_scope = !entry};
