@@ -31,6 +31,9 @@ void ra_config_usage(FILE *out)
 		"  --log-level LEVEL     debug, info, warn or error [RUNRA_AGENT_LOG_LEVEL], default info\n"
 		"  --max-message-bytes N largest accepted message [RUNRA_AGENT_MAX_MESSAGE_BYTES], default %u\n"
 		"  --max-connections N   concurrent WebSocket clients [RUNRA_AGENT_MAX_CONNECTIONS], default %u\n"
+		"  --max-requests-per-second N  requests a connection may send per second (bursts of up to 2N),\n"
+		"                        past which they are answered RATE_LIMITED [RUNRA_AGENT_MAX_REQUESTS_PER_SECOND],\n"
+		"                        default no limit\n"
 		"  --keepalive-seconds N ping a silent client after N s, drop it after 2N+5 s\n"
 		"                        [RUNRA_AGENT_KEEPALIVE_SECONDS], default %u\n"
 		"  --max-processes N     processes alive at once [RUNRA_AGENT_MAX_PROCESSES], default %u\n"
@@ -305,6 +308,11 @@ static int apply(ra_config *c, int opt, const char *v, FILE *err)
 			return bad(err, "--max-connections must be between 1 and 2048, got", v);
 		c->max_connections = (uint32_t)n;
 		return 0;
+	case 'r':
+		if (ra_parse_uint(v, 0, 1000000, &n))
+			return bad(err, "--max-requests-per-second must be between 0 (no limit) and 1000000, got", v);
+		c->max_requests_per_second = (uint32_t)n;
+		return 0;
 	case 'k':
 		if (ra_parse_uint(v, 1, RA_WS_KEEPALIVE_S_MAX, &n))
 			return bad(err, "--keepalive-seconds must be between 1 and 3600, got", v);
@@ -397,7 +405,7 @@ static int apply_env(ra_config *c, FILE *err)
 		    {"RUNRA_AGENT_SHUTDOWN_GRACE_MS", 'g'}, {"RUNRA_AGENT_TIMEOUT_MS", 'x'},
 		    {"RUNRA_AGENT_IDLE_TIMEOUT_MS", 'i'}, {"RUNRA_AGENT_POWEROFF_ON_EXIT", 'p'},
 		    {"RUNRA_AGENT_METRICS_INTERVAL_MS", 'M'}, {"RUNRA_AGENT_COST_INTERVAL_MS", 'C'},
-		    {"RUNRA_AGENT_COST_RATES", 'R'}};
+		    {"RUNRA_AGENT_COST_RATES", 'R'},       {"RUNRA_AGENT_MAX_REQUESTS_PER_SECOND", 'r'}};
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *v = getenv(vars[i].name);
 		if (v && *v && apply(c, vars[i].opt, v, err))
@@ -447,7 +455,7 @@ ra_config_result ra_config_load(ra_config *c, int argc, char **argv, FILE *err)
 		{"shutdown-grace-ms", required_argument, NULL, 'g'}, {"timeout-ms", required_argument, NULL, 'x'},
 		{"idle-timeout-ms", required_argument, NULL, 'i'}, {"poweroff-on-exit", required_argument, NULL, 'p'},
 		{"metrics-interval-ms", required_argument, NULL, 'M'}, {"cost-interval-ms", required_argument, NULL, 'C'},
-		{"cost-rates", required_argument, NULL, 'R'},
+		{"cost-rates", required_argument, NULL, 'R'}, {"max-requests-per-second", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	set_defaults(c);

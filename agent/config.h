@@ -34,6 +34,7 @@ typedef struct {
 	ra_log_level log_level;
 	uint32_t max_message_bytes;
 	uint32_t max_connections;
+	uint32_t max_requests_per_second; /* per connection, 0: no limit */
 	uint32_t keepalive_s; /* WebSocket PING after this much silence; hang-up at 2x + 5 s */
 	uint32_t max_processes;       /* live processes */
 	uint32_t output_buffer_bytes; /* retained output per process and stream */

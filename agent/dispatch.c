@@ -1,6 +1,7 @@
 #include "dispatch.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -122,7 +123,12 @@ static void enc_sandbox(ra_enc *e)
 
 static void enc_limits(ra_enc *e)
 {
-	ra_enc_map(e, 6);
+	ra_enc_map(e, 7);
+	ra_enc_str(e, "maxRequestsPerSecond");
+	if (agent->config->max_requests_per_second)
+		ra_enc_u64(e, agent->config->max_requests_per_second);
+	else
+		ra_enc_nil(e);
 	ra_enc_str(e, "defaultUser");
 	if (agent->config->default_user[0])
 		ra_enc_str(e, agent->config->default_user);
@@ -227,6 +233,25 @@ static ra_err op_info(ra_session *s, const ra_request *req, ra_enc *reply, ra_wh
 	return RA_OK;
 }
 
+/* A token bucket per connection: rate tokens a second, up to twice that saved up for a burst. */
+static bool over_rate(ra_session *s)
+{
+	double rate = agent->config->max_requests_per_second, now = ev_now(agent->loop);
+	if (rate <= 0)
+		return false;
+	if (s->rate_at == 0)
+		s->rate_tokens = 2 * rate;
+	else
+		s->rate_tokens += (now - s->rate_at) * rate;
+	if (s->rate_tokens > 2 * rate)
+		s->rate_tokens = 2 * rate;
+	s->rate_at = now;
+	if (s->rate_tokens < 1)
+		return true;
+	s->rate_tokens -= 1;
+	return false;
+}
+
 static void run_op(ra_session *s, const ra_request *req)
 {
 	const op_entry *op = op_find(req);
@@ -240,6 +265,13 @@ static void run_op(ra_session *s, const ra_request *req)
 	}
 	if (agent->shutting_down) {
 		ra_session_send_error(s, true, req->id, RA_ERR_UNAVAILABLE, "the agent is shutting down");
+		return;
+	}
+	if (over_rate(s)) {
+		char why[96];
+		snprintf(why, sizeof(why), "more than %u requests per second on this connection: retry later",
+			 agent->config->max_requests_per_second);
+		ra_session_send_error(s, true, req->id, RA_ERR_RATE_LIMITED, why);
 		return;
 	}
 	ra_enc reply;

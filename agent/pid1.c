@@ -5,10 +5,12 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "../proto/ra_limits.h"
 #include "log.h"
 
 static ev_signal shutdown_watchers[3];
@@ -92,6 +94,10 @@ void ra_pid1_prepare(void)
 				      SIGVTALRM, SIGXFSZ, SIGIO, SIGSTKFLT};
 	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
 		signal(ignored[i], SIG_IGN);
+	/* A fork storm or a few hundred busy processes must not starve the one process that can stop them:
+	 * the agent runs ahead of its children (which procmgr puts back to nice 0). Needs root. */
+	if (geteuid() == 0 && setpriority(PRIO_PROCESS, 0, RA_AGENT_NICE))
+		ra_log(RA_LOG_DEBUG, "pid1.nice", "nice %d not set: %s", RA_AGENT_NICE, strerror(errno));
 	if (ra_pid1_is_init()) {
 		mount_essentials();
 		return;

@@ -47,6 +47,8 @@ struct ra_session {
 	bool out_broken;   /* a message could not be queued (no memory): the transport closes it (1011) */
 
 	uint64_t messages_in, messages_out;
+	/* request rate limit (dispatch.c): a token bucket */
+	double rate_tokens, rate_at;
 
 	/* event subscriptions and delivery cursor (events.c) */
 	void *events;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -332,6 +333,7 @@ void spawn_child_exec(const spawn_plan *plan)
 {
 	int err_fd = plan->exec_err_fd;
 	reset_signals();
+	setpriority(PRIO_PROCESS, 0, 0); /* not the agent's raised priority */
 	if (setsid() < 0)
 		child_fail(err_fd, SPAWN_STEP_SETSID);
 	if (plan->pty && ioctl(plan->stdin_fd, TIOCSCTTY, 0) < 0)

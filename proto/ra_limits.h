@@ -45,6 +45,7 @@
 #define RA_MAX_PROCESSES_DEFAULT 1024u
 #define RA_PROC_RETAINED_DONE 256u       /* finished processes kept for status and reattach */
 #define RA_PROC_RETAINED_OUTPUT_BYTES (64u << 20) /* and their output, all together */
+#define RA_AGENT_NICE (-10)             /* the agent's scheduling priority when it runs as root */
 #define RA_KILL_GRACE_MS 2000u           /* SIGTERM, then SIGKILL after this */
 #define RA_STDIN_QUEUE_BYTES (1u << 20)  /* stdin queued for a process that does not read */
 #define RA_STREAM_CHUNK_BYTES (64u << 10) /* output bytes per stream message */
