@@ -6,7 +6,7 @@ DEPS_DIR   := $(BUILD)/deps
 DEPS_ENV   := $(DEPS_DIR)/prefix/deps.env
 JOBS       ?= 2
 
-.PHONY: all deps release dev fuzz fuzz-build run test bench clean lint
+.PHONY: all deps release dev fuzz fuzz-build run test bench soak clean lint
 
 all: release
 
@@ -39,6 +39,11 @@ run: release
 test: release dev fuzz-build
 	scripts/install-deps.sh test
 	scripts/test.sh $(BUILD)
+
+# Mixed traffic for SOAK_SECONDS (default 600) against the release binary: RSS and fds must stay flat.
+soak: release
+	scripts/install-deps.sh test
+	SOAK_SECONDS=$${SOAK_SECONDS:-600} /usr/bin/python3 tests/soak/soak.py
 
 bench: release
 	scripts/install-deps.sh bench

@@ -15,7 +15,7 @@ SEEDS = {
     "proc.attach": {"proc": "p1", "fromOffset": 0}, "proc.detach": {"proc": "p1"},
     "proc.resize": {"proc": "p1", "cols": 100, "rows": 30},
     "file.read": {"path": "a.txt", "offset": 0, "length": 10}, "file.read_stream": {"op": "file.read", "path": "a.txt", "stream": True},
-    "file.write": {"path": "a.txt", "data": b"hello", "mode": 0o644, "parents": True},
+    "file.write": {"path": "a.txt", "data": b"hello", "mode": 0o644, "mkdirs": True},
     "file.upload.open": {"path": "big.bin", "size": 10}, "file.upload.chunk": {"upload": 1, "offset": 0, "data": b"0123456789"},
     "file.upload.commit": {"upload": 1, "sha256": "00" * 32}, "file.upload.abort": {"upload": 1},
     "file.list": {"path": ".", "depth": 2, "limit": 10}, "file.stat": {"path": "a.txt"}, "file.exists": {"path": "/work"},
