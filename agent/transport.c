@@ -2,8 +2,10 @@
 
 #include <errno.h>
 #include <libwebsockets.h>
+#include <linux/sockios.h>
 #include <linux/vm_sockets.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@ typedef struct {
 	bool is_ws;
 	bool rx_paused;
 	bool closing; /* close with 1001 at the next writable */
+	int last_outq; /* bytes in the kernel's send queue at the last progress check */
 	char http_body[320];
 	size_t http_len;
 } conn;
@@ -36,6 +39,7 @@ static ev_timer shutdown_timer;
 static void (*shutdown_done)(void);
 
 static lws_retry_bo_t keepalive; /* lws keeps a pointer to it: it must outlive the context */
+static ev_timer progress_timer;
 
 static conn *conn_of(ra_session *s) { return (conn *)s; }
 
@@ -220,6 +224,35 @@ static int on_receive(struct lws *wsi, conn *c, const void *in, size_t len)
 	return 0;
 }
 
+/* A client that only receives, slowly, answers PINGs late: they wait behind the data in the socket. While a
+ * connection's kernel send queue keeps shrinking, its peer is alive; this check runs only while some
+ * connection has bytes there, so idle connections cost no wake-ups. */
+static void on_progress_check(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)revents;
+	bool any = false;
+	for (ra_session *s = ra_session_first(); s; s = s->next) {
+		conn *c = conn_of(s);
+		int outq = 0;
+		if (ioctl(lws_get_socket_fd(s->transport), SIOCOUTQ, &outq) != 0 || outq <= 0) {
+			c->last_outq = 0;
+			continue;
+		}
+		any = true;
+		if (outq < c->last_outq)
+			lws_validity_confirmed(s->transport);
+		c->last_outq = outq;
+	}
+	if (!any)
+		ev_timer_stop(loop, t);
+}
+
+static void watch_progress(void)
+{
+	if (!ev_is_active(&progress_timer))
+		ev_timer_again(agent->loop, &progress_timer);
+}
+
 /* Sends the head message, or its next fragment; the bytes sent, or -1. */
 static long write_head(struct lws *wsi, ra_session *s, ra_out_msg *m)
 {
@@ -259,6 +292,10 @@ static int on_writable(struct lws *wsi, conn *c)
 		budget = (size_t)n < budget ? budget - (size_t)n : 0;
 		m = ra_session_out_head(s);
 	} while (m && budget && m->len - m->sent <= budget && !lws_send_pipe_choked(wsi));
+	/* The socket took more bytes: a peer that only reads, slowly (a long download), is alive as long as its
+	 * kernel keeps acknowledging them. A dead one stops that once the buffers are full. */
+	lws_validity_confirmed(wsi);
+	watch_progress();
 	update_rx_flow(wsi, c);
 	if (s->out_bytes < RA_STREAM_QUEUE_HIGH / 2)
 		ra_dispatch_session_drained(s);
@@ -410,6 +447,11 @@ int ra_transport_start(ra_agent *a)
 	fill_vhost_info(&info, a->config);
 	info.foreign_loops = loops;
 	info.fd_limit_per_thread = RA_MAX_FDS;
+	/* lws reads a connection this much at a time (default 4 KiB: 64 reads per 256 KiB upload chunk). */
+	info.pt_serv_buf_size = RA_WS_READ_BYTES;
+	double every = a->config->keepalive_s / 2.0;
+	ev_init(&progress_timer, on_progress_check);
+	progress_timer.repeat = every < 0.5 ? 0.5 : every;
 	context = lws_create_context(&info);
 	if (!context) {
 		ra_log(RA_LOG_ERROR, "transport.start", "libwebsockets context not created");
@@ -461,6 +503,8 @@ void ra_transport_shutdown(unsigned grace_ms, void (*done)(void))
 
 void ra_transport_destroy(void)
 {
+	if (agent)
+		ev_timer_stop(agent->loop, &progress_timer);
 	if (context)
 		lws_context_destroy(context);
 	context = NULL;

@@ -25,6 +25,8 @@
 /* Socket send buffer asked for each connection: a whole frame fits, so lws rarely has to copy a partial
  * write aside (the kernel caps it at net.core.wmem_max). */
 #define RA_SOCKET_SNDBUF_BYTES (1u << 20)
+/* How much lws reads from a connection at a time. */
+#define RA_WS_READ_BYTES (256u << 10)
 
 /* Connections. lws sizes its fd tables from this, not from RLIMIT_NOFILE. */
 #define RA_MAX_FDS 4096u

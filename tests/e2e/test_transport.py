@@ -416,3 +416,25 @@ def test_websocket_protocol_violations_close_only_that_connection(agent, name, r
             # a frame lws tolerates must still not produce anything but an error reply
             assert reply["type"] == "reply" and "error" in reply, reply
     assert_still_serves(agent.ws())
+
+
+def test_slow_reader_that_never_sends_is_kept(make_agent):
+    """A client only receiving, slowly (a long download over a poor link), never answers PINGs in time: the
+    bytes its kernel keeps acknowledging prove it alive. (Only the release flavor shows a failure here: the
+    dev flavor's unpatched lws fires its hang-up timer up to 30 s late.)"""
+    a = make_agent(args=["--keepalive-seconds", "1"])  # hang-up after 2 x 1 + 5 = 7 s without proof
+    ws = a.ws()
+    ws.answer_pings = False  # as if each PONG came too late: only the download's progress can tell
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    with open(os.path.join(a.workdir, "big"), "wb") as f:
+        f.write(os.urandom(2 << 20))
+    start = time.monotonic()
+    ws.send({"id": 1, "op": "file.read", "path": "big", "stream": True})
+    while True:  # 32 messages of 64 KiB, 0.27 s apart: about 9 s
+        m = ws.recv_msg()
+        if m["type"] == "reply":
+            assert m["result"]["size"] == 2 << 20
+            break
+        time.sleep(0.27)
+    assert time.monotonic() - start > 8
+    assert_still_serves(ws)

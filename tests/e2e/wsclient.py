@@ -59,6 +59,7 @@ class WS:
         self.buf = b""
         self.next_id = 1
         self.ready = None
+        self.answer_pings = True
 
     # ---- connection ----
     @classmethod
@@ -154,7 +155,8 @@ class WS:
         while True:
             fin, op, payload = self.recv_frame()
             if op == OP_PING:
-                self.send_frame(OP_PONG, payload)
+                if self.answer_pings:
+                    self.send_frame(OP_PONG, payload)
                 continue
             if op == OP_PONG:
                 continue
