@@ -39,6 +39,7 @@ static struct {
 	char close_reason[300];    /* what the agent said when it closed the connection, if anything */
 	out_msg *out_head, *out_tail;
 	ra_buf inbox;
+	uint64_t max_message_bytes; /* the agent's limit, from its ready message (0: not said) */
 	bool ready;
 	int exit_code;
 	bool finished;
@@ -47,6 +48,14 @@ static struct {
 bool client_json(void) { return st.json; }
 const char *client_url(void) { return st.url; }
 struct ev_loop *client_loop(void) { return st.loop; }
+uint64_t client_max_message_bytes(void) { return st.max_message_bytes; }
+
+void client_set_timeout_ms(double ms)
+{
+	ev_timer_stop(st.loop, &st.timeout);
+	ev_timer_set(&st.timeout, ms / 1000.0, 0);
+	ev_timer_start(st.loop, &st.timeout);
+}
 
 bool ra_client_is_command(const char *cmd)
 {
@@ -74,10 +83,8 @@ void client_finish(int code)
 
 static void print_json_string(FILE *out, const char *s, size_t n);
 
-void client_fail(const char *code, const char *message)
+void client_warn(const char *code, const char *message)
 {
-	if (st.finished)
-		return;
 	if (st.json) {
 		fputs("{\"error\":{\"code\":", stderr);
 		print_json_string(stderr, code, strlen(code));
@@ -87,19 +94,43 @@ void client_fail(const char *code, const char *message)
 	} else {
 		fprintf(stderr, "runra-agent %s: %s: %s\n", st.cmd->name, code, message);
 	}
+}
+
+void client_fail(const char *code, const char *message)
+{
+	if (st.finished)
+		return;
+	client_warn(code, message);
 	client_finish(1);
+}
+
+/* An error map's code and message (message, then suffix); defaults when they are missing. */
+static void error_text(const msgpack_object *err, const char *suffix, char code[64], char message[700])
+{
+	const msgpack_object *c = err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "code") : NULL;
+	const msgpack_object *m = err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "message") : NULL;
+	snprintf(code, 64, "INTERNAL");
+	if (c && c->type == MSGPACK_OBJECT_STR)
+		snprintf(code, 64, "%.*s", (int)(c->via.str.size > 63 ? 63 : c->via.str.size), c->via.str.ptr);
+	if (m && m->type == MSGPACK_OBJECT_STR)
+		snprintf(message, 700, "%.*s%s", (int)(m->via.str.size > 600 ? 600 : m->via.str.size), m->via.str.ptr,
+			 suffix);
+	else
+		snprintf(message, 700, "no message%s", suffix);
 }
 
 void client_report_error(const msgpack_object *err)
 {
-	const msgpack_object *code = err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "code") : NULL;
-	const msgpack_object *msg = err->type == MSGPACK_OBJECT_MAP ? ra_map_get(&err->via.map, "message") : NULL;
-	char c[64] = "INTERNAL", m[600] = "no message";
-	if (code && code->type == MSGPACK_OBJECT_STR)
-		snprintf(c, sizeof(c), "%.*s", (int)code->via.str.size, code->via.str.ptr);
-	if (msg && msg->type == MSGPACK_OBJECT_STR)
-		snprintf(m, sizeof(m), "%.*s", (int)msg->via.str.size, msg->via.str.ptr);
-	client_fail(c, m);
+	char code[64], message[700];
+	error_text(err, "", code, message);
+	client_fail(code, message);
+}
+
+void client_warn_error(const msgpack_object *err, const char *suffix)
+{
+	char code[64], message[700];
+	error_text(err, suffix, code, message);
+	client_warn(code, message);
 }
 
 bool client_str_is(const msgpack_object *o, const char *s)
@@ -271,6 +302,16 @@ static int write_next(struct lws *wsi)
 
 /* ---- inbound ---- */
 
+static void remember_limits(const msgpack_object_map *ready)
+{
+	const msgpack_object *limits = ra_map_get(ready, "limits");
+	const msgpack_object *max = limits && limits->type == MSGPACK_OBJECT_MAP
+					    ? ra_map_get(&limits->via.map, "maxMessageBytes")
+					    : NULL;
+	if (max && max->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		st.max_message_bytes = max->via.u64;
+}
+
 static void handle_message(const uint8_t *buf, size_t len)
 {
 	msgpack_unpacked up;
@@ -282,6 +323,7 @@ static void handle_message(const uint8_t *buf, size_t len)
 		client_fail("INVALID_MESSAGE", "the agent sent a message that is not a msgpack map");
 	} else if (!st.ready && client_str_is(ra_map_get(&up.data.via.map, "type"), "ready")) {
 		st.ready = true;
+		remember_limits(&up.data.via.map);
 		if (st.cmd->no_timeout)
 			ev_timer_stop(st.loop, &st.timeout);
 		st.cmd->start();

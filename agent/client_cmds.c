@@ -1,17 +1,22 @@
-/* The debug client's commands: health, ping, info, exec, ps, kill, the file commands and watch. Each builds
- * its request when the agent is ready and turns the answers into output for people (or JSON with --json) and
- * an exit status. */
+/* The debug client's commands: health, ping, info, exec, ps, kill, the file commands, watch, the port
+ * commands (ports, expose, unexpose, forward), metrics and shutdown. Each builds its request when the agent
+ * is ready and turns the answers into output for people (or JSON with --json) and an exit status. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../proto/ra_limits.h"
 #include "../proto/sha256.h"
 #include "client_internal.h"
 #include "config.h"
@@ -865,6 +870,762 @@ static void watch_message(const msgpack_object_map *m)
 		client_report_error(err);
 }
 
+/* ---- ports, expose PORT [--wait MS], unexpose PORT ---- */
+
+static unsigned long port_arg; /* the sandbox port of expose, unexpose and forward */
+static unsigned long wait_ms; /* expose --wait */
+static bool has_wait;
+
+static int expose_parse(int argc, char **argv)
+{
+	bool has_port = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc && !has_wait &&
+		    !ra_parse_uint(argv[i + 1], 0, RA_PORT_WAIT_MAX_MS, &wait_ms))
+			has_wait = true, i++;
+		else if (!has_port && !ra_parse_uint(argv[i], 1, 65535, &port_arg))
+			has_port = true;
+		else
+			return 2;
+	}
+	return has_port ? 0 : 2;
+}
+
+static int unexpose_parse(int argc, char **argv)
+{
+	return argc == 2 && !ra_parse_uint(argv[1], 1, 65535, &port_arg) ? 0 : 2;
+}
+
+static void ports_start(void) { send_simple("port.list"); }
+
+static void expose_start(void)
+{
+	ra_enc *e = client_request(REQUEST_ID, "port.expose", has_wait ? 2 : 1);
+	if (!e)
+		return;
+	ra_enc_str(e, "port");
+	ra_enc_u64(e, port_arg);
+	if (has_wait) {
+		ra_enc_str(e, "waitMs");
+		ra_enc_u64(e, wait_ms);
+		client_set_timeout_ms((double)wait_ms + RA_CLIENT_TIMEOUT_MS); /* the agent answers by then */
+	}
+	sent_at = client_now();
+	client_send(e);
+}
+
+static void unexpose_start(void)
+{
+	ra_enc *e = client_request(REQUEST_ID, "port.close", 1);
+	if (!e)
+		return;
+	ra_enc_str(e, "port");
+	ra_enc_u64(e, port_arg);
+	sent_at = client_now();
+	client_send(e);
+}
+
+/* A map's value at key as a string for a table cell: str as it is, a number in decimal, "-" for nil or
+ * absent; arrays of strings joined with commas. */
+static void cell_text(const msgpack_object *map, const char *key, char *out, size_t cap)
+{
+	const msgpack_object *v = map->type == MSGPACK_OBJECT_MAP ? ra_map_get(&map->via.map, key) : NULL;
+	snprintf(out, cap, "-");
+	if (!v)
+		return;
+	if (v->type == MSGPACK_OBJECT_STR) {
+		snprintf(out, cap, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+	} else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		snprintf(out, cap, "%llu", (unsigned long long)v->via.u64);
+	} else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+		snprintf(out, cap, "%lld", (long long)v->via.i64);
+	} else if (v->type == MSGPACK_OBJECT_BOOLEAN) {
+		snprintf(out, cap, "%s", v->via.boolean ? "yes" : "no");
+	} else if (v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size) {
+		size_t n = 0;
+		out[0] = '\0';
+		for (uint32_t i = 0; i < v->via.array.size && n < cap; i++) {
+			const msgpack_object *a = &v->via.array.ptr[i];
+			if (a->type == MSGPACK_OBJECT_STR)
+				n += (size_t)snprintf(out + n, cap - n, "%s%.*s", i ? "," : "", (int)a->via.str.size,
+						      a->via.str.ptr);
+		}
+	}
+}
+
+#define PORT_COLUMNS 7
+
+/* One row of the ports table: PORT LISTEN EXPOSED ADDRESSES PID URL COMMAND (the command last, as in ps:
+ * it is the long one). */
+static void port_cells(const msgpack_object *p, char cells[PORT_COLUMNS][300])
+{
+	static const char *keys[PORT_COLUMNS] = {"port", "listening", "exposed", "addresses", "pid", "url", "command"};
+	for (int c = 0; c < PORT_COLUMNS; c++)
+		cell_text(p, keys[c], cells[c], sizeof(cells[c]));
+}
+
+static void print_port_row(char cells[PORT_COLUMNS][300], const int width[PORT_COLUMNS])
+{
+	for (int c = 0; c + 1 < PORT_COLUMNS; c++)
+		printf("%-*s ", width[c], cells[c]);
+	printf("%s\n", cells[PORT_COLUMNS - 1]);
+}
+
+static void ports_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = result_for_people(m);
+	if (!r)
+		return;
+	const msgpack_object *list = ra_map_get(&r->via.map, "ports");
+	uint32_t n = list && list->type == MSGPACK_OBJECT_ARRAY ? list->via.array.size : 0;
+	char cells[PORT_COLUMNS][300] = {"PORT", "LISTEN", "EXPOSED", "ADDRESSES", "PID", "URL", "COMMAND"};
+	int width[PORT_COLUMNS];
+	for (int c = 0; c < PORT_COLUMNS; c++)
+		width[c] = (int)strlen(cells[c]);
+	for (uint32_t i = 0; i < n; i++) { /* the widths first, so that the columns line up */
+		char row[PORT_COLUMNS][300];
+		port_cells(&list->via.array.ptr[i], row);
+		for (int c = 0; c < PORT_COLUMNS; c++)
+			if ((int)strlen(row[c]) > width[c])
+				width[c] = (int)strlen(row[c]);
+	}
+	print_port_row(cells, width);
+	for (uint32_t i = 0; i < n; i++) {
+		port_cells(&list->via.array.ptr[i], cells);
+		print_port_row(cells, width);
+	}
+	client_finish(0);
+}
+
+/* expose: the URL (or that there is none) on the first line, so `| head -n1` is the URL; then the state. */
+static void expose_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = result_for_people(m);
+	if (!r)
+		return;
+	const msgpack_object *p = ra_map_get(&r->via.map, "port");
+	if (!p || p->type != MSGPACK_OBJECT_MAP) {
+		client_fail("INVALID_MESSAGE", "the agent's reply has no port");
+		return;
+	}
+	const msgpack_object *listening = ra_map_get(&p->via.map, "listening");
+	char url[300], addresses[300];
+	cell_text(p, "url", url, sizeof(url));
+	cell_text(p, "addresses", addresses, sizeof(addresses));
+	if (strcmp(url, "-") == 0)
+		printf("exposed, no URL template configured\n");
+	else
+		printf("%s\n", url);
+	if (listening && listening->type == MSGPACK_OBJECT_BOOLEAN && listening->via.boolean)
+		printf("port %lu: listening on %s\n", port_arg, addresses);
+	else if (has_wait && wait_ms)
+		printf("port %lu: not listening (waited %lu ms)\n", port_arg, wait_ms);
+	else
+		printf("port %lu: not listening yet\n", port_arg);
+	client_finish(0);
+}
+
+static void unexpose_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = result_for_people(m);
+	if (!r)
+		return;
+	printf("port %lu: no longer exposed\n", port_arg);
+	client_finish(0);
+}
+
+/* ---- metrics ---- */
+
+static void metrics_start(void) { send_simple("metrics"); }
+
+/* result.group.key as a number (0 if absent); group NULL: result.key. */
+static uint64_t metric(const msgpack_object *r, const char *group, const char *key)
+{
+	const msgpack_object *g = group ? ra_map_get(&r->via.map, group) : r;
+	const msgpack_object *v = g && g->type == MSGPACK_OBJECT_MAP ? ra_map_get(&g->via.map, key) : NULL;
+	return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+}
+
+/* 1536 -> "1.5 KiB"; one decimal from KiB up. */
+static const char *human_bytes(uint64_t n, char *out, size_t cap)
+{
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double)n;
+	unsigned u = 0;
+	while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0]))
+		v /= 1024.0, u++;
+	if (u == 0)
+		snprintf(out, cap, "%llu B", (unsigned long long)n);
+	else
+		snprintf(out, cap, "%.1f %s", v, units[u]);
+	return out;
+}
+
+/* 93784000 -> "1d2h3m4s"; under a minute with tenths: "4.2s". */
+static const char *human_duration(uint64_t ms, char *out, size_t cap)
+{
+	uint64_t s = ms / 1000, d = s / 86400, h = s / 3600 % 24, mi = s / 60 % 60;
+	if (s < 60)
+		snprintf(out, cap, "%.1fs", (double)ms / 1000.0);
+	else if (d)
+		snprintf(out, cap, "%llud%lluh%llum%llus", (unsigned long long)d, (unsigned long long)h,
+			 (unsigned long long)mi, (unsigned long long)(s % 60));
+	else if (h)
+		snprintf(out, cap, "%lluh%llum%llus", (unsigned long long)h, (unsigned long long)mi,
+			 (unsigned long long)(s % 60));
+	else
+		snprintf(out, cap, "%llum%llus", (unsigned long long)mi, (unsigned long long)(s % 60));
+	return out;
+}
+
+static void metrics_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = result_for_people(m);
+	if (!r)
+		return;
+	char a[32], b[32], c[32];
+	const msgpack_object *mem = ra_map_get(&r->via.map, "memory"), *disk = ra_map_get(&r->via.map, "disk");
+	char source[32], path[300];
+	cell_text(mem ? mem : r, "source", source, sizeof(source));
+	cell_text(disk ? disk : r, "path", path, sizeof(path));
+	printf("cpu:       %llu%% of %llu cores (%s of CPU time in all)\n",
+	       (unsigned long long)metric(r, "cpu", "percent"), (unsigned long long)metric(r, "cpu", "cores"),
+	       human_duration(metric(r, "cpu", "usageMs"), a, sizeof(a)));
+	printf("memory:    %s used of %s (%s)\n", human_bytes(metric(r, "memory", "usedBytes"), a, sizeof(a)),
+	       human_bytes(metric(r, "memory", "limitBytes"), b, sizeof(b)), source);
+	printf("disk:      %s used of %s, %s free (%s)\n", human_bytes(metric(r, "disk", "usedBytes"), a, sizeof(a)),
+	       human_bytes(metric(r, "disk", "totalBytes"), b, sizeof(b)),
+	       human_bytes(metric(r, "disk", "freeBytes"), c, sizeof(c)), path);
+	printf("network:   rx %s, tx %s\n", human_bytes(metric(r, "network", "rxBytes"), a, sizeof(a)),
+	       human_bytes(metric(r, "network", "txBytes"), b, sizeof(b)));
+	printf("processes: %llu\n", (unsigned long long)metric(r, NULL, "processes"));
+	printf("agent:     rss %s, %llu fds, up %s\n", human_bytes(metric(r, "agent", "rssBytes"), a, sizeof(a)),
+	       (unsigned long long)metric(r, "agent", "fds"), human_duration(metric(r, "agent", "uptimeMs"), b, sizeof(b)));
+	client_finish(0);
+}
+
+/* ---- shutdown [--grace-ms N] ---- */
+
+static unsigned long grace_ms;
+static bool has_grace;
+
+static int shutdown_parse(int argc, char **argv)
+{
+	if (argc == 1)
+		return 0;
+	if (argc == 3 && strcmp(argv[1], "--grace-ms") == 0 && !ra_parse_uint(argv[2], 0, RA_SHUTDOWN_GRACE_MS_MAX, &grace_ms))
+		return has_grace = true, 0;
+	return 2;
+}
+
+static void shutdown_start(void)
+{
+	ra_enc *e = client_request(REQUEST_ID, "shutdown", has_grace ? 1 : 0);
+	if (!e)
+		return;
+	if (has_grace) {
+		ra_enc_str(e, "graceMs");
+		ra_enc_u64(e, grace_ms);
+	}
+	sent_at = client_now();
+	client_send(e);
+}
+
+/* Done once the agent said yes: the 1001 close that follows is the shutdown itself, not a failure (and comes
+ * after client_finish, so it is not reported). */
+static void shutdown_message(const msgpack_object_map *m)
+{
+	const msgpack_object *r = result_for_people(m);
+	if (!r)
+		return;
+	printf("shutting down (grace %llu ms)\n", (unsigned long long)metric(r, NULL, "graceMs"));
+	client_finish(0);
+}
+
+/* ---- forward [--bind ADDR] [LOCALPORT:]PORT [--host HOST] ---- */
+
+/* Each accepted local connection is one tunnel (port.connect) on the one WebSocket, relayed both ways until
+ * both are done. Local to agent: port.send of up to FORWARD_CHUNK bytes, at most FORWARD_SENDS_IN_FLIGHT
+ * unanswered per tunnel; the agent holds its answer while the port is slow, and the local socket is not
+ * read meanwhile: that is the flow control. Agent to local: the agent reads the port as fast as this client
+ * reads the WebSocket, which carries every tunnel; a local reader that falls behind is not waited for (that
+ * would stall the others): its bytes wait here, up to FORWARD_LOCAL_BUFFER_MAX, past which its tunnel is
+ * closed. */
+#define FORWARD_CHUNK (256u << 10)
+#define FORWARD_SENDS_IN_FLIGHT 8
+#define FORWARD_LOCAL_BUFFER_MAX (4u << 20)
+#define FORWARD_ENVELOPE_BYTES 128u  /* a port.send's bytes besides its data */
+#define FORWARD_ACCEPT_RETRY_S 0.1  /* after running out of file descriptors */
+
+typedef struct fwd_conn {
+	struct fwd_conn *next;
+	uint64_t serial;    /* the ids of this connection's requests are serial << 32 | n */
+	uint32_t requests;  /* the n of its last request */
+	uint64_t tunnel;    /* the agent's tunnel id, once port.connect answered */
+	bool connected;     /* port.connect answered with a tunnel; until then the socket is not read */
+	int fd;             /* the local connection */
+	ev_io rio, wio;
+	int sends_in_flight;
+	bool local_eof;     /* the local side sent EOF, and port.send {eof} went out */
+	bool remote_eof;    /* the port sent EOF: the local write side is shut once to_local is written */
+	bool remote_closed; /* the tunnel is gone: the socket closes once to_local is written */
+	bool shut_wr;
+	ra_buf to_local;    /* bytes from the port the local side has not taken yet, from to_local_off */
+	size_t to_local_off;
+	char name[64];      /* the local peer, for messages */
+} fwd_conn;
+
+static struct {
+	const char *bind_text;
+	struct sockaddr_storage bind;
+	socklen_t bind_len;
+	unsigned long local_port;
+	const char *host; /* --host: where the agent connects (default 127.0.0.1, then ::1) */
+	size_t chunk;     /* FORWARD_CHUNK, or less when the agent's messages must be smaller */
+	int listen_fd;
+	ev_io accept_watch;
+	ev_timer accept_retry;
+	fwd_conn *conns;
+	uint64_t serials;
+} fw = {.bind_text = "127.0.0.1", .listen_fd = -1};
+
+/* "LOCALPORT:PORT", or "PORT" for the same number on both sides; LOCALPORT 0 is any free port. */
+static int parse_forward_spec(const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	if (!colon)
+		return ra_parse_uint(spec, 1, 65535, &port_arg) || ra_parse_uint(spec, 1, 65535, &fw.local_port);
+	char local[8];
+	if ((size_t)(colon - spec) >= sizeof(local))
+		return -1;
+	snprintf(local, sizeof(local), "%.*s", (int)(colon - spec), spec);
+	return ra_parse_uint(local, 0, 65535, &fw.local_port) || ra_parse_uint(colon + 1, 1, 65535, &port_arg);
+}
+
+/* An IPv4 or IPv6 address (or "localhost": 127.0.0.1); names are not looked up. */
+static int parse_bind_address(void)
+{
+	const char *a = strcmp(fw.bind_text, "localhost") == 0 ? "127.0.0.1" : fw.bind_text;
+	struct sockaddr_in *in = (struct sockaddr_in *)&fw.bind;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&fw.bind;
+	memset(&fw.bind, 0, sizeof(fw.bind));
+	if (inet_pton(AF_INET, a, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)fw.local_port);
+		fw.bind_len = sizeof(*in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, a, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)fw.local_port);
+		fw.bind_len = sizeof(*in6);
+		return 0;
+	}
+	return -1;
+}
+
+static int forward_parse(int argc, char **argv)
+{
+	const char *spec = NULL;
+	for (int i = 1; i < argc; i++) {
+		bool has_value = i + 1 < argc;
+		if (strcmp(argv[i], "--bind") == 0 && has_value)
+			fw.bind_text = argv[++i];
+		else if (strcmp(argv[i], "--host") == 0 && has_value)
+			fw.host = argv[++i];
+		else if (!spec && argv[i][0] != '-')
+			spec = argv[i];
+		else
+			return 2;
+	}
+	return spec && !parse_forward_spec(spec) && !parse_bind_address() ? 0 : 2;
+}
+
+/* 127.0.0.1:8080, [::1]:8080. */
+static void format_endpoint(const struct sockaddr_storage *a, char *out, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)a;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(out, cap, "%s:%u", ip, ntohs(in->sin_port));
+	}
+}
+
+static uint64_t conn_request_id(fwd_conn *c) { return c->serial << 32 | ++c->requests; }
+
+static fwd_conn *find_by_serial(uint64_t serial)
+{
+	for (fwd_conn *c = fw.conns; c; c = c->next)
+		if (c->serial == serial)
+			return c;
+	return NULL;
+}
+
+static fwd_conn *find_by_tunnel(uint64_t tunnel)
+{
+	for (fwd_conn *c = fw.conns; c; c = c->next)
+		if (c->connected && c->tunnel == tunnel)
+			return c;
+	return NULL;
+}
+
+/* Closes the local connection and forgets it; the agent's later messages about it are ignored. */
+static void forward_free(fwd_conn *c)
+{
+	for (fwd_conn **pp = &fw.conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	ev_io_stop(client_loop(), &c->rio);
+	ev_io_stop(client_loop(), &c->wio);
+	close(c->fd);
+	ra_buf_free(&c->to_local);
+	free(c);
+}
+
+/* Ends a connection from this side (the local peer went, or fell too far behind): the agent closes its end
+ * of the tunnel on port.disconnect. Frees c. */
+static void forward_drop(fwd_conn *c)
+{
+	if (c->connected && !c->remote_closed) {
+		ra_enc *e = client_request(conn_request_id(c), "port.disconnect", 1);
+		if (e) {
+			ra_enc_str(e, "tunnel");
+			ra_enc_u64(e, c->tunnel);
+			client_send(e);
+		}
+	}
+	forward_free(c);
+}
+
+static void forward_send(fwd_conn *c, const void *data, size_t n, bool eof)
+{
+	ra_enc *e = client_request(conn_request_id(c), "port.send", 2);
+	if (!e)
+		return;
+	ra_enc_str(e, "tunnel");
+	ra_enc_u64(e, c->tunnel);
+	if (eof) {
+		ra_enc_str(e, "eof");
+		ra_enc_bool(e, true);
+	} else {
+		ra_enc_str(e, "data");
+		ra_enc_bin(e, data, n);
+	}
+	c->sends_in_flight++;
+	client_send(e);
+}
+
+static void resume_local_reading(fwd_conn *c)
+{
+	if (c->connected && !c->local_eof && !c->remote_closed && c->sends_in_flight < FORWARD_SENDS_IN_FLIGHT)
+		ev_io_start(client_loop(), &c->rio);
+}
+
+static void on_local_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)revents;
+	fwd_conn *c = (fwd_conn *)((char *)w - offsetof(fwd_conn, rio));
+	static uint8_t buf[FORWARD_CHUNK];
+	ssize_t n = read(c->fd, buf, fw.chunk);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			forward_drop(c); /* reset by the local peer */
+		return;
+	}
+	if (n == 0) {
+		ev_io_stop(loop, w);
+		c->local_eof = true;
+		forward_send(c, NULL, 0, true);
+		return;
+	}
+	forward_send(c, buf, (size_t)n, false);
+	if (c->sends_in_flight >= FORWARD_SENDS_IN_FLIGHT)
+		ev_io_stop(loop, w); /* until the agent answers */
+}
+
+/* Writes what waits for the local side, then shuts its write side or closes it as the tunnel says. Frees c
+ * when the connection is over. */
+static void forward_flush_local(fwd_conn *c)
+{
+	ra_buf *b = &c->to_local;
+	while (c->to_local_off < b->len) {
+		ssize_t n = send(c->fd, ra_buf_payload(b) + c->to_local_off, b->len - c->to_local_off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ev_io_start(client_loop(), &c->wio);
+			return;
+		}
+		if (n < 0) {
+			forward_drop(c); /* the local peer is gone */
+			return;
+		}
+		c->to_local_off += (size_t)n;
+	}
+	ra_buf_reset(b);
+	c->to_local_off = 0;
+	ev_io_stop(client_loop(), &c->wio);
+	if (c->remote_closed) {
+		forward_free(c);
+		return;
+	}
+	if (c->remote_eof && !c->shut_wr) {
+		shutdown(c->fd, SHUT_WR);
+		c->shut_wr = true;
+	}
+}
+
+static void on_local_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop, (void)revents;
+	forward_flush_local((fwd_conn *)((char *)w - offsetof(fwd_conn, wio)));
+}
+
+/* Queues bytes for the local side: room is made at the front before the buffer grows. */
+static int forward_buffer(fwd_conn *c, const void *p, size_t n)
+{
+	ra_buf *b = &c->to_local;
+	if (c->to_local_off && b->len + n > b->alloc) {
+		memmove(ra_buf_payload(b), ra_buf_payload(b) + c->to_local_off, b->len - c->to_local_off);
+		b->len -= c->to_local_off;
+		c->to_local_off = 0;
+	}
+	return ra_buf_append(b, p, n);
+}
+
+static void forward_data(fwd_conn *c, const char *p, size_t n)
+{
+	if (c->shut_wr)
+		return; /* nothing comes after the port's EOF */
+	if (c->to_local_off == c->to_local.len) { /* nothing waits: straight to the socket */
+		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			forward_drop(c);
+			return;
+		}
+		if (w > 0)
+			p += w, n -= (size_t)w;
+		if (!n)
+			return;
+	}
+	if (forward_buffer(c, p, n)) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%s reads too slowly: more than %u MiB from port %lu waited for it; closed",
+			 c->name, FORWARD_LOCAL_BUFFER_MAX >> 20, port_arg);
+		client_warn("RESOURCE_EXHAUSTED", msg);
+		forward_drop(c);
+		return;
+	}
+	ev_io_start(client_loop(), &c->wio);
+}
+
+static void forward_tunnel_message(const msgpack_object_map *m)
+{
+	const msgpack_object *id = ra_map_get(m, "tunnel");
+	fwd_conn *c = id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? find_by_tunnel(id->via.u64) : NULL;
+	if (!c || c->remote_closed)
+		return; /* one this side dropped: the agent had not heard yet */
+	const msgpack_object *data = ra_map_get(m, "data"), *closed = ra_map_get(m, "closed"),
+			     *eof = ra_map_get(m, "eof");
+	if (data && data->type == MSGPACK_OBJECT_BIN) {
+		forward_data(c, data->via.bin.ptr, data->via.bin.size);
+	} else if (closed && closed->type == MSGPACK_OBJECT_BOOLEAN && closed->via.boolean) {
+		const msgpack_object *err = ra_map_get(m, "error");
+		if (err && err->type == MSGPACK_OBJECT_MAP) { /* the port failed (reset...); a clean end says nothing */
+			char suffix[100];
+			snprintf(suffix, sizeof(suffix), " (port %lu, for %s)", port_arg, c->name);
+			client_warn_error(err, suffix);
+		}
+		c->remote_closed = true; /* what port.send still has in flight is answered with errors: ignored */
+		ev_io_stop(client_loop(), &c->rio);
+		forward_flush_local(c);
+	} else if (eof && eof->type == MSGPACK_OBJECT_BOOLEAN && eof->via.boolean) {
+		c->remote_eof = true;
+		forward_flush_local(c);
+	}
+}
+
+static void forward_connect_reply(fwd_conn *c, const msgpack_object_map *m)
+{
+	const msgpack_object *err = ra_map_get(m, "error"), *r = ra_map_get(m, "result");
+	const msgpack_object *t = r && r->type == MSGPACK_OBJECT_MAP ? ra_map_get(&r->via.map, "tunnel") : NULL;
+	if (err || !t || t->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		char suffix[100];
+		snprintf(suffix, sizeof(suffix), " (for %s)", c->name);
+		msgpack_object none = {.type = MSGPACK_OBJECT_NIL};
+		client_warn_error(err ? err : &none, suffix); /* and go on forwarding the next connections */
+		forward_free(c);
+		return;
+	}
+	c->tunnel = t->via.u64;
+	c->connected = true;
+	resume_local_reading(c);
+}
+
+static void forward_send_reply(fwd_conn *c, const msgpack_object_map *m)
+{
+	c->sends_in_flight--;
+	const msgpack_object *err = ra_map_get(m, "error");
+	if (err && !c->remote_closed) { /* bytes were lost: the stream cannot go on */
+		char suffix[100];
+		snprintf(suffix, sizeof(suffix), " (for %s)", c->name);
+		client_warn_error(err, suffix);
+		forward_drop(c);
+		return;
+	}
+	resume_local_reading(c);
+}
+
+static void forward_message(const msgpack_object_map *m)
+{
+	const msgpack_object *type = ra_map_get(m, "type");
+	if (client_str_is(type, "tunnel")) {
+		forward_tunnel_message(m);
+		return;
+	}
+	if (!client_str_is(type, "reply"))
+		return;
+	const msgpack_object *id = ra_map_get(m, "id"), *err = ra_map_get(m, "error");
+	if (!id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		if (err) /* the agent could not read a request of ours: nothing here can go on sanely */
+			client_report_error(err);
+		return;
+	}
+	fwd_conn *c = find_by_serial(id->via.u64 >> 32);
+	if (!c)
+		return; /* late answers for a connection already closed here (port.disconnect's among them) */
+	if (!c->connected)
+		forward_connect_reply(c, m); /* nothing else is sent for a connection before its tunnel exists */
+	else
+		forward_send_reply(c, m);
+}
+
+static void forward_open(int fd, const struct sockaddr_storage *peer)
+{
+	fwd_conn *c = calloc(1, sizeof(*c));
+	ra_enc *e = c ? client_request(((uint64_t)++fw.serials) << 32 | 1, "port.connect", fw.host ? 2 : 1) : NULL;
+	if (!e) {
+		client_warn("RESOURCE_EXHAUSTED", "out of memory: a local connection was refused");
+		free(c);
+		close(fd);
+		return;
+	}
+	c->serial = fw.serials;
+	c->requests = 1;
+	c->fd = fd;
+	format_endpoint(peer, c->name, sizeof(c->name));
+	ra_buf_init(&c->to_local, 0, FORWARD_LOCAL_BUFFER_MAX);
+	ev_io_init(&c->rio, on_local_readable, fd, EV_READ);
+	ev_io_init(&c->wio, on_local_writable, fd, EV_WRITE);
+	c->next = fw.conns;
+	fw.conns = c;
+	ra_enc_str(e, "port");
+	ra_enc_u64(e, port_arg);
+	if (fw.host) {
+		ra_enc_str(e, "host");
+		ra_enc_str(e, fw.host);
+	}
+	client_send(e);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)revents;
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(fw.listen_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			forward_open(fd, &peer);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* the listener stays readable: pause rather than spin until connections end */
+			char msg[200];
+			snprintf(msg, sizeof(msg), "cannot accept a connection: %s; trying again shortly", strerror(errno));
+			client_warn("RESOURCE_EXHAUSTED", msg);
+			ev_io_stop(loop, w);
+			ev_timer_start(loop, &fw.accept_retry);
+		}
+		return; /* EAGAIN: all taken */
+	}
+}
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t, (void)revents;
+	ev_io_start(loop, &fw.accept_watch);
+}
+
+static void forward_cleanup(void)
+{
+	while (fw.conns)
+		forward_free(fw.conns);
+	if (fw.listen_fd >= 0)
+		close(fw.listen_fd);
+	fw.listen_fd = -1;
+}
+
+static int forward_listen(void)
+{
+	char where[80];
+	format_endpoint(&fw.bind, where, sizeof(where));
+	int fd = socket(fw.bind.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (const struct sockaddr *)&fw.bind, fw.bind_len) || listen(fd, SOMAXCONN)) {
+		int err = errno;
+		if (fd >= 0)
+			close(fd);
+		char msg[200];
+		snprintf(msg, sizeof(msg), "cannot listen on %s: %s", where, strerror(err));
+		client_fail(err == EACCES ? "PERMISSION_DENIED" : "UNAVAILABLE", msg);
+		return -1;
+	}
+	socklen_t len = sizeof(fw.bind); /* the port it got, for LOCALPORT 0 */
+	getsockname(fd, (struct sockaddr *)&fw.bind, &len);
+	fw.listen_fd = fd;
+	atexit(forward_cleanup);
+	ev_io_init(&fw.accept_watch, on_accept, fd, EV_READ);
+	ev_io_start(client_loop(), &fw.accept_watch);
+	ev_timer_init(&fw.accept_retry, on_accept_retry, FORWARD_ACCEPT_RETRY_S, 0);
+	return 0;
+}
+
+static void forward_start(void)
+{
+	uint64_t max = client_max_message_bytes();
+	fw.chunk = FORWARD_CHUNK;
+	if (max && max < FORWARD_CHUNK + FORWARD_ENVELOPE_BYTES) /* an agent run with --max-message-bytes small */
+		fw.chunk = max > 2 * FORWARD_ENVELOPE_BYTES ? (size_t)max - FORWARD_ENVELOPE_BYTES : FORWARD_ENVELOPE_BYTES;
+	if (forward_listen())
+		return;
+	char where[80];
+	format_endpoint(&fw.bind, where, sizeof(where));
+	if (client_json()) {
+		printf("{\"forwarding\":\"%s\",\"port\":%lu,\"host\":", where, port_arg);
+		if (fw.host) {
+			msgpack_object h = {.type = MSGPACK_OBJECT_STR,
+					    .via = {.str = {.size = (uint32_t)strlen(fw.host), .ptr = fw.host}}};
+			client_print_json(stdout, &h);
+		} else {
+			fputs("null", stdout);
+		}
+		fputs("}\n", stdout);
+	} else {
+		printf("forwarding %s -> sandbox port %lu%s%s\n", where, port_arg, fw.host ? " on " : "", fw.host ? fw.host : "");
+	}
+	fflush(stdout);
+}
+
 /* ---- the table ---- */
 
 const client_command client_commands[] = {
@@ -893,5 +1654,26 @@ const client_command client_commands[] = {
 	 "  --proc ID       only the events of this process; repeatable\n"
 	 "  --since SEQ     first the events after SEQ that the agent still holds (a line's seq resumes there)\n"
 	 "  in the JSON, bin values are base64 strings and bytes that are not UTF-8 become U+FFFD"},
+	{"ports", false, false, false, no_arguments, ports_start, ports_message,
+	 "ports   (TCP ports listening in the sandbox, and those exposed)"},
+	{"expose", false, false, false, expose_parse, expose_start, expose_message,
+	 "expose PORT [--wait MS]\n"
+	 "  exposes a sandbox port; prints its URL (from the agent's URL template) on the first line, then whether\n"
+	 "  it listens. --wait MS: first wait up to MS for something to listen on it (not listening then is no error)"},
+	{"unexpose", false, false, false, unexpose_parse, unexpose_start, unexpose_message, "unexpose PORT"},
+	{"forward", false, true, true, forward_parse, forward_start, forward_message,
+	 "forward [--bind ADDR] [LOCALPORT:]PORT [--host HOST]\n"
+	 "  listens on ADDR:LOCALPORT (default 127.0.0.1; LOCALPORT 0: any free port, printed) and carries each\n"
+	 "  connection to PORT inside the sandbox through the agent connection, until interrupted (exit 0).\n"
+	 "  --host HOST  where the agent connects: an IP address (default 127.0.0.1, then ::1)\n"
+	 "  a connection the agent cannot make is closed, its error on stderr, and forwarding goes on.\n"
+	 "  bytes from the port wait here for a local reader that falls behind, up to 4 MiB per connection;\n"
+	 "  past that the connection is closed (one slow reader must not stall the others, which share the\n"
+	 "  agent connection)"},
+	{"metrics", false, false, false, no_arguments, metrics_start, metrics_message,
+	 "metrics   (CPU, memory, disk of the workdir, network, processes, the agent itself)"},
+	{"shutdown", false, false, false, shutdown_parse, shutdown_start, shutdown_message,
+	 "shutdown [--grace-ms N]\n"
+	 "  the agent sends SIGTERM to every process, SIGKILL after N ms (default: its configured grace), and exits"},
 	{NULL, false, false, false, NULL, NULL, NULL, NULL},
 };

@@ -30,10 +30,18 @@ struct ev_loop *client_loop(void);
 ra_enc *client_request(uint64_t id, const char *op, uint32_t args);
 void client_send(ra_enc *e);
 double client_now(void);
+/* The agent's maxMessageBytes from its ready message; 0 before it, or if it did not say. */
+uint64_t client_max_message_bytes(void);
+/* Gives up ms from now instead (a request the agent may hold longer, like port.expose with waitMs). */
+void client_set_timeout_ms(double ms);
 void client_finish(int exit_code);
+/* CODE: message on stderr (JSON with --json), as client_fail does, but the command goes on. */
+void client_warn(const char *code, const char *message);
 void client_fail(const char *code, const char *message);
 /* An error reply's code and message, reported like client_fail. */
 void client_report_error(const msgpack_object *err);
+/* The same, as client_warn: the command goes on. suffix is appended to the message ("" for none). */
+void client_warn_error(const msgpack_object *err, const char *suffix);
 /* Always valid JSON: invalid UTF-8 bytes in strings become U+FFFD, bin is a base64 string, a non-string map
  * key is the JSON text of its value as a string, NaN and infinities are null. */
 void client_print_json(FILE *out, const msgpack_object *o);

@@ -18,7 +18,11 @@ void ra_config_usage(FILE *out)
 	fprintf(out,
 		"usage: runra-agent [serve] [options]\n"
 		"       runra-agent health|ping|info [--url URL] [--token TOKEN] [--json]\n"
+		"       runra-agent ps | kill PROC | exec CMD | ls|cat|rm|mkdir PATH | mv FROM TO | cp FROM TO\n"
 		"       runra-agent watch [--type PATTERN]... [--path PREFIX]... [--proc ID]... [--since SEQ]\n"
+		"       runra-agent ports|metrics [--json]   expose PORT [--wait MS]   unexpose PORT   shutdown [--grace-ms N]\n"
+		"       runra-agent forward [--bind ADDR] [LOCALPORT:]PORT [--host HOST]\n"
+		"       (each client command takes --url URL --token TOKEN --json; `runra-agent COMMAND --help`)\n"
 		"       runra-agent version\n"
 		"\n"
 		"serve options (flags override the environment variables named in brackets):\n"

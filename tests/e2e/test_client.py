@@ -16,7 +16,7 @@ import msgpack
 import pytest
 
 from conftest import AGENT_BIN, TOKEN, free_port
-from wsclient import OP_BINARY, OP_CLOSE, SUBPROTOCOL, WS, mask_bytes, parse_headers
+from wsclient import OP_BINARY, OP_CLOSE, SUBPROTOCOL, WS, http_get, mask_bytes, parse_headers
 
 
 def client(*args, env=None):
@@ -436,3 +436,310 @@ def test_watch_request_and_json_conversion_against_a_fake_agent():
         "7": "an int key", "ext": {"extType": 5, "data": "eHk="}, "nested": {"a": [1, None, True, {"b": "\u00e9"}]}}
     assert strict_json(lines[1]) == {"type": "gap", "from": 3, "to": 9, "reason": "behind"}
     assert r.returncode == 1 and "UNAVAILABLE" in r.stderr and "1001 bye" in r.stderr, r
+
+
+# ---- ports, expose, unexpose, forward ----
+
+def start_http_server(agent, port, delay=0.0):
+    """python3 -m http.server on 127.0.0.1:port, serving the workdir, in the background through the agent."""
+    sleep = f"sleep {delay}; " if delay else ""
+    agent.ws().call("exec", cmd=f"{sleep}exec python3 -m http.server {port} --bind 127.0.0.1", background=True,
+                    cwd=agent.workdir)
+
+
+def listed_port(agent, port, timeout=10.0):
+    """The port's entry in `ports --json` once it listens."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client("ports", "--json", env=env_for(agent))
+        assert r.returncode == 0, r
+        for p in json.loads(r.stdout)["result"]["ports"]:
+            if p["port"] == port and p["listening"]:
+                return p
+        time.sleep(0.05)
+    pytest.fail(f"port {port} never listened")
+
+
+def test_ports_lists_a_server_started_through_the_agent(agent):
+    port = free_port()
+    start_http_server(agent, port)
+    p = listed_port(agent, port)
+    assert p["addresses"] == ["127.0.0.1"] and p["exposed"] is False and p["url"] is None
+    assert p["pid"] > 0 and "http.server" in p["command"]
+    r = client("ports", env=env_for(agent))
+    assert r.returncode == 0 and r.stderr == "", r
+    head, *rows = r.stdout.splitlines()
+    assert head.split() == ["PORT", "LISTEN", "EXPOSED", "ADDRESSES", "PID", "URL", "COMMAND"]
+    row = next(line for line in rows if line.split()[0] == str(port))
+    assert row.split()[:6] == [str(port), "yes", "no", "127.0.0.1", str(p["pid"]), "-"]
+    for column in ("LISTEN", "EXPOSED", "ADDRESSES", "PID", "URL"):  # aligned under the header
+        assert row[head.index(column) - 1] == " " and row[head.index(column)] != " ", (column, head, row)
+    assert row[head.index("COMMAND"):] == p["command"]
+
+
+def test_expose_wait_prints_the_url_and_unexpose(make_agent):
+    agent = make_agent(env={"RUNRA_PORT_URL_TEMPLATE": "https://{port}-{sandbox}.example.dev",
+                            "RUNRA_SANDBOX_ID": "sb-9"})
+    env, port = env_for(agent), free_port()
+    start_http_server(agent, port, delay=0.3)
+    r = client("expose", str(port), "--wait", "10000", env=env)  # answered when it listens
+    assert r.returncode == 0 and r.stderr == "", r
+    assert r.stdout.splitlines() == [f"https://{port}-sb-9.example.dev", f"port {port}: listening on 127.0.0.1"]
+    r = client("expose", "--json", str(port), env=env)  # idempotent
+    p = json.loads(r.stdout)["result"]["port"]
+    assert p["exposed"] and p["listening"] and p["url"] == f"https://{port}-sb-9.example.dev"
+    assert [x["exposed"] for x in json.loads(client("ports", "--json", env=env).stdout)["result"]["ports"]
+            if x["port"] == port] == [True]
+    r = client("unexpose", str(port), env=env)
+    assert r.returncode == 0 and r.stdout == f"port {port}: no longer exposed\n", r
+    r = client("unexpose", str(port), env=env)
+    assert r.returncode == 1 and "NOT_FOUND" in r.stderr and r.stdout == "", r
+
+
+def test_expose_without_a_template_or_a_listener(agent):
+    env, port = env_for(agent), free_port()
+    r = client("expose", str(port), env=env)
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines() == ["exposed, no URL template configured", f"port {port}: not listening yet"]
+    r = client("expose", str(port), "--wait", "200", env=env)  # not listening in time is no error
+    assert r.returncode == 0 and r.stdout.splitlines()[1] == f"port {port}: not listening (waited 200 ms)", r
+    r = client("expose", str(agent.port), env=env)
+    assert r.returncode == 1 and "PERMISSION_DENIED" in r.stderr, r
+
+
+def test_port_commands_usage_errors():
+    for args in (["ports", "x"], ["expose"], ["expose", "0"], ["expose", "70000"], ["expose", "80", "81"],
+                 ["expose", "80", "--wait"], ["expose", "80", "--wait", "x"], ["expose", "80", "--wait", "-1"],
+                 ["expose", "80", "--wait", "3600001"], ["unexpose"], ["unexpose", "x"], ["unexpose", "1", "2"],
+                 ["forward"], ["forward", "x"], ["forward", "0"], ["forward", "1:2:3"], ["forward", ":80"],
+                 ["forward", "80:"], ["forward", "8080:70000"], ["forward", "70000:80"], ["forward", "80", "81"],
+                 ["forward", "--bind", "example.com", "80"], ["forward", "--bind"], ["forward", "80", "--host"],
+                 ["forward", "--bogus", "80"], ["metrics", "x"], ["shutdown", "x"], ["shutdown", "--grace-ms"],
+                 ["shutdown", "--grace-ms", "x"], ["shutdown", "--grace-ms", "600001"]):
+        r = client(*args)
+        assert r.returncode == 2 and f"usage: runra-agent {args[0]}" in r.stderr, (args, r)
+    r = client("forward", "--help")
+    assert r.returncode == 0 and "--bind ADDR" in r.stdout and "4 MiB" in r.stdout, r
+
+
+class Forward:
+    """`runra-agent forward ARGS` in the background; its output lines are read by threads. Starting waits
+    for the line that says it listens: .local_port is the port it took."""
+
+    def __init__(self, env, args, timeout=10.0):
+        self.proc = subprocess.Popen([AGENT_BIN, "forward", *args], env={"PATH": "/usr/bin:/bin", **env},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.out, self.err = queue.Queue(), queue.Queue()
+        for stream, q in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._read, args=(stream, q), daemon=True).start()
+        try:
+            self.first_line = self.out.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail("forward printed nothing")
+        self.local_port = None
+        if self.first_line:
+            words = self.first_line.split()
+            self.local_port = int(words[1].rsplit(":", 1)[1]) if words[0] == "forwarding" else None
+
+    @staticmethod
+    def _read(stream, q):
+        for line in stream:
+            q.put(line)
+        q.put(None)
+
+    def stderr_line(self, timeout=10.0):
+        try:
+            line = self.err.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no stderr line from forward within {timeout}s")
+        assert line is not None, f"forward ended: {self.finish()}"
+        return line
+
+    def finish(self, sig=None, timeout=10.0):
+        """(exit status, the rest of stderr) once it has ended; sig is sent first."""
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        rest = []
+        while (line := self.err.get(timeout=timeout)) is not None:
+            rest.append(line)
+        return code, "".join(rest)
+
+
+@pytest.fixture
+def forward():
+    """start(agent, *args) -> Forward; every one still running is killed at the end."""
+    started = []
+
+    def start(agent, *args):
+        f = Forward(env_for(agent), args)
+        started.append(f)
+        return f
+
+    yield start
+    for f in started:
+        if f.proc.poll() is None:
+            f.proc.kill()
+        f.proc.wait()
+
+
+def test_forward_http_and_concurrent_connections(agent, forward):
+    from concurrent.futures import ThreadPoolExecutor
+    port, local = free_port(), free_port()
+    pages = {f"page{i}.txt": (f"page {i}\n" * (1000 * i + 1)).encode() for i in range(10)}
+    for name, body in pages.items():
+        with open(os.path.join(agent.workdir, name), "wb") as f:
+            f.write(body)
+    start_http_server(agent, port)
+    listed_port(agent, port)
+    fw = forward(agent, f"{local}:{port}")
+    assert fw.first_line == f"forwarding 127.0.0.1:{local} -> sandbox port {port}\n"
+    status, _, body = http_get(local, "/page3.txt")
+    assert status == 200 and body == pages["page3.txt"]
+    with ThreadPoolExecutor(10) as pool:  # ten connections at once, each its own tunnel
+        got = list(pool.map(lambda name: (name, http_get(local, f"/{name}", timeout=20)), pages))
+    for name, (status, _, body) in got:
+        assert status == 200 and body == pages[name], name
+    assert fw.finish(signal.SIGINT) == (0, "")
+
+
+def test_forward_twenty_mib_each_way_byte_exact(agent, forward):
+    from test_ports import SHA_SINK, SOURCE, pattern, serve, wait_listening
+    sink, source = free_port(), free_port()
+    serve(agent, SHA_SINK, "127.0.0.1", sink)
+    serve(agent, SOURCE, "127.0.0.1", source, 20 << 20)
+    wait_listening(agent, sink)
+    wait_listening(agent, source)
+    up = forward(agent, "--json", f"0:{sink}")  # any free local port: the line says which
+    line = json.loads(up.first_line)
+    assert line["port"] == sink and line["host"] is None and line["forwarding"].startswith("127.0.0.1:")
+    local = int(line["forwarding"].rsplit(":", 1)[1])
+    payload = os.urandom(20 << 20)
+    with socket.create_connection(("127.0.0.1", local), timeout=30) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)  # the sink answers after our EOF: a half-close carried through
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.decode() == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}"
+    down = forward(agent, f"0:{source}")
+    with socket.create_connection(("127.0.0.1", down.local_port), timeout=30) as s:
+        got = bytearray()
+        while chunk := s.recv(1 << 20):
+            got += chunk
+    assert bytes(got) == pattern(20 << 20)
+    assert up.finish(signal.SIGTERM) == (0, "")
+    assert down.finish(signal.SIGINT) == (0, "")
+
+
+def test_forward_a_refused_connection_is_closed_and_forwarding_goes_on(agent, forward):
+    port = free_port()
+    fw = forward(agent, f"0:{port}")
+    with socket.create_connection(("127.0.0.1", fw.local_port), timeout=10) as s:
+        assert s.recv(100) == b""  # closed once the agent says nothing listens there
+    line = fw.stderr_line()
+    assert line.startswith("runra-agent forward: UNAVAILABLE: nothing listens on port") and str(port) in line, line
+    with open(os.path.join(agent.workdir, "index.txt"), "w") as f:
+        f.write("now it does\n")
+    start_http_server(agent, port)
+    listed_port(agent, port)
+    status, _, body = http_get(fw.local_port, "/index.txt")
+    assert status == 200 and body == b"now it does\n"
+    assert fw.finish(signal.SIGINT) == (0, "")
+
+
+# test_ports.SOURCE, but each connection in its own thread, and one that goes away does not end the server.
+STURDY_SOURCE = "import socket, sys, struct, threading\n" \
+                "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n" \
+                "s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)\n" \
+                "block = b''.join(struct.pack('>I', i) for i in range(1 << 14))\n" \
+                "def one(c):\n" \
+                "    left = int(sys.argv[3])\n" \
+                "    try:\n" \
+                "        while left > 0:\n" \
+                "            n = min(left, len(block)); c.sendall(block[:n]); left -= n\n" \
+                "    except OSError:\n" \
+                "        pass\n" \
+                "    c.close()\n" \
+                "while True:\n" \
+                "    c, _ = s.accept(); threading.Thread(target=one, args=(c,)).start()\n"
+
+
+def test_forward_closes_a_connection_whose_reader_falls_behind(agent, forward):
+    from test_ports import pattern, serve, wait_listening
+    port, size = free_port(), 32 << 20
+    serve(agent, STURDY_SOURCE, "127.0.0.1", port, size)
+    wait_listening(agent, port)
+    fw = forward(agent, f"0:{port}")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)  # so the kernel cannot hold it all
+    stalled.connect(("127.0.0.1", fw.local_port))
+    line = fw.stderr_line(timeout=30)  # nobody reads: the forwarder's buffer for it passes 4 MiB
+    assert "RESOURCE_EXHAUSTED" in line and "reads too slowly" in line, line
+    stalled.settimeout(30)
+    got = bytearray()
+    while chunk := stalled.recv(1 << 20):
+        got += chunk
+    stalled.close()
+    assert 0 < len(got) < size and bytes(got) == pattern(len(got))  # what it had is right, then the end
+    with socket.create_connection(("127.0.0.1", fw.local_port), timeout=30) as s:  # the next one is whole
+        got = bytearray()
+        while chunk := s.recv(1 << 20):
+            got += chunk
+    assert len(got) == size and bytes(got) == pattern(size)
+    assert fw.finish(signal.SIGINT) == (0, "")
+
+
+def test_forward_host(agent, forward):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    from test_ports import SHA_SINK, serve, wait_listening
+    port = free_port()
+    serve(agent, SHA_SINK, "::1", port)
+    wait_listening(agent, port)
+    v4 = forward(agent, f"0:{port}", "--host", "127.0.0.1")
+    v6 = forward(agent, "--bind", "::1", f"0:{port}", "--host", "::1")
+    assert v6.first_line == f"forwarding [::1]:{v6.local_port} -> sandbox port {port} on ::1\n"
+    with socket.create_connection(("::1", v6.local_port), timeout=10) as s:
+        s.sendall(b"abc")
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(1000) == f"3 {hashlib.sha256(b'abc').hexdigest()}".encode()
+    with socket.create_connection(("127.0.0.1", v4.local_port), timeout=10) as s:
+        assert s.recv(100) == b""  # nothing listens on 127.0.0.1
+    assert "UNAVAILABLE: nothing listens on port" in v4.stderr_line()
+    assert v4.finish(signal.SIGINT) == (0, "") and v6.finish(signal.SIGINT) == (0, "")
+
+
+def test_forward_errors(agent):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        r = client("forward", f"{taken.getsockname()[1]}:80", env=env_for(agent))
+    assert r.returncode == 1 and "UNAVAILABLE: cannot listen on 127.0.0.1:" in r.stderr and r.stdout == "", r
+    r = client("forward", "80", "--url", url(agent), "--token", "nope")
+    assert r.returncode == 1 and "UNAUTHENTICATED" in r.stderr, r
+
+
+# ---- metrics, shutdown ----
+
+def test_metrics(agent):
+    r = client("metrics", env=env_for(agent))
+    assert r.returncode == 0 and r.stderr == "", r
+    lines = r.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["cpu", "memory", "disk", "network", "processes", "agent"], r
+    assert " cores " in lines[0] and " used of " in lines[1] and lines[2].endswith(f" free ({agent.workdir})")
+    assert lines[3].split()[1:3] == ["rx", lines[3].split()[2]] and lines[4].split() == ["processes:", "0"]
+    assert " fds, up " in lines[5]
+    m = json.loads(client("metrics", "--json", env=env_for(agent)).stdout)["result"]
+    assert set(m) == {"cpu", "memory", "disk", "network", "processes", "agent"}
+    assert m["disk"]["path"] == agent.workdir and m["agent"]["fds"] >= 3
+
+
+def test_shutdown_makes_the_agent_exit(make_agent):
+    agent = make_agent()
+    agent.ws().call("exec", cmd="sleep 1000", background=True)
+    r = client("shutdown", "--grace-ms", "100", env=env_for(agent))
+    assert r.returncode == 0 and r.stdout == "shutting down (grace 100 ms)\n" and r.stderr == "", r
+    assert agent.proc.wait(timeout=10) == 0
+    agent = make_agent()
+    r = client("shutdown", "--json", env=env_for(agent))
+    assert r.returncode == 0 and json.loads(r.stdout)["result"] == {"graceMs": 2000}, r
+    assert agent.proc.wait(timeout=10) == 0
