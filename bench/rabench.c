@@ -48,6 +48,20 @@
  *                                             times: median add ms, median remove ms, VmRSS growth KiB, each add
  *   inotwalk DIR RUNS                         the tree walked with inotify_add_watch on every directory: median
  *                                             ms, directories, each run
+ *   tunsend PORT TOKEN SINK_PORT BYTES CHUNK_KIB INFLIGHT SERVER_PID PEER_PID
+ *                                             port.connect to the sink of tunnel_peer.c, BYTES in port.sends
+ *                                             of CHUNK_KIB (INFLIGHT unanswered at most), eof, its answer:
+ *                                             MiB/s, sends, then as stream, then the peer's CPU ms
+ *   tunrecv PORT TOKEN SOURCE_PORT BYTES SERVER_PID PEER_PID
+ *                                             port.connect to the source, its BYTES until eof: MiB/s, tunnel
+ *                                             messages, then as tunsend
+ *   tcpsend SINK_PORT BYTES CHUNK_KIB PEER_PID  the same bytes straight to the sink: MiB/s, peer's CPU ms,
+ *                                             client CPU %
+ *   tcprecv SOURCE_PORT BYTES PEER_PID        the same bytes straight from the source: as tcpsend
+ *   portlat PORT TOKEN COUNT SCAN_MS SERVER_PID
+ *                                             one idle child through the agent, then COUNT listeners, each timed
+ *                                             from listen() to its port.opened: p50 p99 min mean ms, the agent's
+ *                                             wake-ups/s and CPU µs/s with that child
  *
  * TOKEN "-" means the peer is the TCP echo server: same frames, no handshake. CPU -1: no pinning. */
 #define _GNU_SOURCE
@@ -78,6 +92,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pattern.h"
 #include "wire.h"
 
 extern char **environ;
@@ -583,14 +598,21 @@ static void watch_sample(watch *w)
 		die("%s: over 60 s", w->what);
 }
 
-/* "MiB/s messages VmHWM_KiB sampled_peak_VmRSS_KiB server_CPU_ms client_CPU_%" for bytes moved by t1. */
-static void watch_print(const watch *w, uint64_t bytes, uint64_t messages, uint64_t t1)
+/* "MiB/s messages VmHWM_KiB sampled_peak_VmRSS_KiB server_CPU_ms client_CPU_%" for bytes moved by t1, without
+ * the end of the line. */
+static void watch_fields(const watch *w, uint64_t bytes, uint64_t messages, uint64_t t1)
 {
 	double secs = (double)(t1 - w->t0) / 1e9;
 	unsigned long hwm = w->hwm_ok ? proc_status_kib(w->server, "VmHWM") : w->rss_peak;
-	printf("%.1f %llu %lu %lu %.0f %.0f\n", mib_per_s(bytes, t1 - w->t0), (unsigned long long)messages, hwm,
+	printf("%.1f %llu %lu %lu %.0f %.0f", mib_per_s(bytes, t1 - w->t0), (unsigned long long)messages, hwm,
 	       w->rss_peak, (proc_cpu_ticks(w->server) - w->srv0) / (double)sysconf(_SC_CLK_TCK) * 1e3,
 	       (self_cpu_s() - w->cpu0) / secs * 100);
+}
+
+static void watch_print(const watch *w, uint64_t bytes, uint64_t messages, uint64_t t1)
+{
+	watch_fields(w, bytes, messages, t1);
+	printf("\n");
 }
 
 static int cmd_stream(char **argv)
@@ -1672,6 +1694,427 @@ static int cmd_inotwalk(char **argv)
 	return 0;
 }
 
+/* ---- tunnels (port.connect) ---- */
+
+#define TUN_INFLIGHT_MAX 32
+
+/* One tunnel on the client's side: the port.send requests not answered yet, and what came from the port. */
+typedef struct {
+	uint64_t id;                           /* the tunnel's */
+	uint64_t pending[TUN_INFLIGHT_MAX + 1]; /* ids of unanswered port.sends (an eof send as well); 0: free */
+	size_t outstanding;
+	const uint8_t *pat; /* data from the port is checked against the pattern; NULL: kept in answer */
+	uint64_t got, messages;
+	char answer[64]; /* a sink's answer line */
+	size_t answer_len;
+	uint64_t answer_at; /* when its '\n' came; 0: not yet */
+	bool eof, closed;
+	uint64_t bytes_in, bytes_out; /* of the closed message */
+} tun;
+
+static void tun_pend(tun *t, uint64_t id)
+{
+	for (size_t i = 0; i <= TUN_INFLIGHT_MAX; i++)
+		if (!t->pending[i]) {
+			t->pending[i] = id;
+			t->outstanding++;
+			return;
+		}
+	die("more than %d port.sends in flight", TUN_INFLIGHT_MAX + 1);
+}
+
+/* The data of a tunnel message: checked against the pattern, or added to the answer line. */
+static void tun_data(tun *t, const msg_info *m)
+{
+	uint64_t bad;
+	if (t->pat && !pattern_check(t->pat, t->got, m->data, m->data_len, &bad))
+		die("tunnel: the bytes at %llu differ from what the source sent", (unsigned long long)bad);
+	if (!t->pat) {
+		if (t->answer_len + m->data_len >= sizeof(t->answer))
+			die("tunnel: an answer of more than %zu bytes from the sink", sizeof(t->answer) - 1);
+		memcpy(t->answer + t->answer_len, m->data, m->data_len);
+		t->answer_len += m->data_len;
+		t->answer[t->answer_len] = '\0';
+		if (memchr(m->data, '\n', m->data_len))
+			t->answer_at = now_ns();
+	}
+	t->got += m->data_len;
+	t->messages++;
+}
+
+/* One message on a tunnel's connection: a tunnel message, or the reply to one of its port.sends. These
+ * replies may come in any order: a send over the agent's window is answered when its bytes are written, a
+ * later one that fits at once. */
+static void tun_take(conn *c, tun *t, const msg_info *m)
+{
+	uint64_t id;
+	if (msg_is(m, "tunnel")) {
+		if (!msg_uint(m, "tunnel", &id) || id != t->id)
+			die("a tunnel message for tunnel %llu, expected %llu", (unsigned long long)id,
+			    (unsigned long long)t->id);
+		if (t->closed)
+			die("a tunnel message after closed");
+		if (m->data) {
+			if (t->eof)
+				die("tunnel data after eof");
+			tun_data(t, m);
+		} else if (msg_true(m, "eof")) {
+			t->eof = true;
+		} else if (msg_true(m, "closed")) {
+			t->closed = true;
+			if (!msg_uint(m, "bytesIn", &t->bytes_in) || !msg_uint(m, "bytesOut", &t->bytes_out) ||
+			    !msg_nil(m, "error"))
+				die("tunnel closed with an error, or without bytesIn and bytesOut");
+		} else {
+			die("a tunnel message with neither data, eof nor closed");
+		}
+		return;
+	}
+	size_t i = 0;
+	while (i <= TUN_INFLIGHT_MAX && (!m->has_id || t->pending[i] != m->id))
+		i++;
+	if (i > TUN_INFLIGHT_MAX)
+		die("a message of type \"%.*s\", id %llu: not a reply to a port.send in flight", (int)m->type_len,
+		    m->type ? m->type : "", (unsigned long long)m->id);
+	c->want_id = m->id;
+	check_op_reply(c, m);
+	if (!msg_result_uint(m, (const char *const[]){"tunnel", NULL}, &id) || id != t->id)
+		die("port.send reply for tunnel %llu, expected %llu", (unsigned long long)id, (unsigned long long)t->id);
+	t->pending[i] = 0;
+	t->outstanding--;
+}
+
+/* port.connect to 127.0.0.1:port (request id 1); returns the tunnel's id. */
+static uint64_t tun_connect(conn *c, uint16_t port)
+{
+	msg_info m;
+	uint64_t id;
+	conn_send_req(c, 1, "port.connect", (const wire_arg[]){{.key = "port", .type = ARG_U64, .u64 = port}}, 1);
+	conn_wait(c, &m);
+	check_op_reply(c, &m);
+	if (!msg_result_uint(&m, (const char *const[]){"tunnel", NULL}, &id))
+		die("port.connect: no tunnel in the reply");
+	return id;
+}
+
+/* port.send {tunnel, eof: true}, answered like any send. */
+static void tun_send_eof(conn *c, tun *t, uint64_t id)
+{
+	conn_send_req(c, id, "port.send",
+		      (const wire_arg[]){{.key = "tunnel", .type = ARG_U64, .u64 = t->id}, {.key = "eof", .type = ARG_TRUE}},
+		      2);
+	tun_pend(t, id);
+}
+
+static double cpu_ms_since(pid_t pid, double ticks0)
+{
+	return (proc_cpu_ticks(pid) - ticks0) / (double)sysconf(_SC_CLK_TCK) * 1e3;
+}
+
+/* tunsend PORT TOKEN SINK_PORT BYTES CHUNK_KIB INFLIGHT SERVER_PID PEER_PID: port.connect to the sink, BYTES
+ * of the pattern in port.sends of CHUNK_KIB (INFLIGHT unanswered at most), port.send eof, then the sink's
+ * answer, timed from the connect request to the answer's arrival; then the closed message, whose bytesIn must
+ * be BYTES. Prints "MiB/s sends VmHWM_KiB sampled_RSS_KiB agent_CPU_ms client_CPU_% peer_CPU_ms". */
+static int cmd_tunsend(char **argv)
+{
+	static conn c;
+	static tun t;
+	uint16_t sink = (uint16_t)num(argv[2], "sink port");
+	uint64_t bytes = num(argv[3], "bytes"), sent = 0, next_id = 2, sends = 0;
+	size_t chunk = num(argv[4], "chunk KiB") << 10, inflight = num(argv[5], "sends in flight");
+	pid_t server = (pid_t)num(argv[6], "pid"), peer = (pid_t)num(argv[7], "peer pid");
+	const uint8_t *pat = pattern_make();
+	uint8_t *buf = malloc(chunk);
+	if (!pat || !buf || !chunk || chunk > PATTERN_SLICE_MAX || !inflight || inflight > TUN_INFLIGHT_MAX)
+		die("tunsend: chunks of 1 to %u KiB, 1 to %d in flight", PATTERN_SLICE_MAX >> 10, TUN_INFLIGHT_MAX);
+	conn_open(&c, (uint16_t)num(argv[0], "port"), argv[1]);
+	double peer0 = proc_cpu_ticks(peer);
+	watch w;
+	watch_start(&w, server, "tunnel send");
+	t.id = tun_connect(&c, sink);
+	msg_info m;
+	while (!t.answer_at) {
+		for (; sent < bytes && t.outstanding < inflight; sends++) {
+			size_t n = bytes - sent < chunk ? (size_t)(bytes - sent) : chunk;
+			memcpy(buf, pattern_at(pat, sent), n); /* conn_send_bin masks it in place */
+			conn_send_bin(&c, next_id, "port.send",
+				      (const wire_arg[]){{.key = "tunnel", .type = ARG_U64, .u64 = t.id}}, 1, "data", buf,
+				      n);
+			tun_pend(&t, next_id++);
+			if ((sent += n) == bytes)
+				tun_send_eof(&c, &t, next_id++);
+		}
+		conn_wait(&c, &m);
+		watch_sample(&w);
+		tun_take(&c, &t, &m);
+		if (t.eof && !t.answer_at)
+			die("tunnel: the sink closed without an answer");
+	}
+	while (!t.closed || t.outstanding) {
+		conn_wait(&c, &m);
+		tun_take(&c, &t, &m);
+	}
+	char want[64];
+	snprintf(want, sizeof(want), "%llu ok\n", (unsigned long long)bytes);
+	if (strcmp(t.answer, want) != 0)
+		die("tunnel: the sink answered '%.*s', expected '%llu ok'", (int)strcspn(t.answer, "\n"), t.answer,
+		    (unsigned long long)bytes);
+	if (t.bytes_in != bytes || t.bytes_out != t.answer_len)
+		die("tunnel closed with bytesIn %llu, bytesOut %llu; expected %llu and %zu",
+		    (unsigned long long)t.bytes_in, (unsigned long long)t.bytes_out, (unsigned long long)bytes,
+		    t.answer_len);
+	watch_fields(&w, bytes, sends, t.answer_at);
+	printf(" %.0f\n", cpu_ms_since(peer, peer0));
+	conn_close(&c);
+	return 0;
+}
+
+/* tunrecv PORT TOKEN SOURCE_PORT BYTES SERVER_PID PEER_PID: port.connect to the source, its tunnel messages
+ * (every byte checked against the pattern) until eof, timed from the connect request; then port.send eof and
+ * the closed message, whose bytesOut must be BYTES. Prints as tunsend, with tunnel messages for sends. */
+static int cmd_tunrecv(char **argv)
+{
+	static conn c;
+	static tun t;
+	uint16_t source = (uint16_t)num(argv[2], "source port");
+	uint64_t bytes = num(argv[3], "bytes");
+	pid_t server = (pid_t)num(argv[4], "pid"), peer = (pid_t)num(argv[5], "peer pid");
+	if (!(t.pat = pattern_make()))
+		die("out of memory");
+	conn_open_sized(&c, (uint16_t)num(argv[0], "port"), argv[1], CONN_BIG_BUF_BYTES);
+	double peer0 = proc_cpu_ticks(peer);
+	watch w;
+	watch_start(&w, server, "tunnel receive");
+	t.id = tun_connect(&c, source);
+	msg_info m;
+	while (!t.eof) {
+		conn_wait(&c, &m);
+		watch_sample(&w);
+		tun_take(&c, &t, &m);
+		if (t.closed)
+			die("tunnel closed before eof");
+	}
+	uint64_t t1 = now_ns();
+	tun_send_eof(&c, &t, 2);
+	while (!t.closed || t.outstanding) {
+		conn_wait(&c, &m);
+		tun_take(&c, &t, &m);
+	}
+	if (t.got != bytes || t.bytes_out != bytes || t.bytes_in != 0)
+		die("tunnel: %llu bytes received; closed with bytesIn %llu, bytesOut %llu; expected %llu",
+		    (unsigned long long)t.got, (unsigned long long)t.bytes_in, (unsigned long long)t.bytes_out,
+		    (unsigned long long)bytes);
+	watch_fields(&w, bytes, t.messages, t1);
+	printf(" %.0f\n", cpu_ms_since(peer, peer0));
+	conn_close(&c);
+	return 0;
+}
+
+/* tcpsend SINK_PORT BYTES CHUNK_KIB PEER_PID: the baseline of tunsend, straight to the sink: BYTES of the
+ * pattern written CHUNK_KIB at a time, the sending side shut down, and the answer read; timed from connect
+ * to the answer. Prints "MiB/s peer_CPU_ms client_CPU_%". */
+static int cmd_tcpsend(char **argv)
+{
+	uint64_t bytes = num(argv[1], "bytes");
+	size_t chunk = num(argv[2], "chunk KiB") << 10, len = 0;
+	pid_t peer = (pid_t)num(argv[3], "peer pid");
+	const uint8_t *pat = pattern_make();
+	char answer[64];
+	if (!pat || !chunk || chunk > PATTERN_SLICE_MAX)
+		die("tcpsend: chunks of 1 to %u KiB", PATTERN_SLICE_MAX >> 10);
+	double peer0 = proc_cpu_ticks(peer), cpu0 = self_cpu_s();
+	uint64_t t0 = now_ns();
+	int fd = tcp_connect((uint16_t)num(argv[0], "sink port"));
+	if (fd < 0)
+		die("connect to the sink: %s", strerror(errno));
+	for (uint64_t sent = 0; sent < bytes;) {
+		size_t n = bytes - sent < chunk ? (size_t)(bytes - sent) : chunk;
+		write_all(fd, pattern_at(pat, sent), n);
+		sent += n;
+	}
+	shutdown(fd, SHUT_WR);
+	while (!memchr(answer, '\n', len)) {
+		ssize_t r = read(fd, answer + len, sizeof(answer) - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || (len += (size_t)r) == sizeof(answer) - 1)
+			die("tcpsend: no answer from the sink (%s)", r < 0 ? strerror(errno) : "closed, or too long");
+	}
+	uint64_t t1 = now_ns();
+	double cpu1 = self_cpu_s();
+	answer[len] = '\0';
+	if (strtoull(answer, NULL, 10) != bytes || !strstr(answer, " ok\n"))
+		die("tcpsend: the sink answered '%.*s', expected '%llu ok'", (int)strcspn(answer, "\n"), answer,
+		    (unsigned long long)bytes);
+	close(fd);
+	printf("%.1f %.0f %.0f\n", mib_per_s(bytes, t1 - t0), cpu_ms_since(peer, peer0),
+	       (cpu1 - cpu0) / ((double)(t1 - t0) / 1e9) * 100);
+	return 0;
+}
+
+/* tcprecv SOURCE_PORT BYTES PEER_PID: the baseline of tunrecv, straight from the source: read until EOF into
+ * the buffer the agent's client reads into, every byte checked; timed from connect. Prints as tcpsend. */
+static int cmd_tcprecv(char **argv)
+{
+	uint64_t bytes = num(argv[1], "bytes"), got = 0, bad;
+	pid_t peer = (pid_t)num(argv[2], "peer pid");
+	const uint8_t *pat = pattern_make();
+	static uint8_t buf[CONN_BIG_BUF_BYTES];
+	if (!pat)
+		die("out of memory");
+	double peer0 = proc_cpu_ticks(peer), cpu0 = self_cpu_s();
+	uint64_t t0 = now_ns();
+	int fd = tcp_connect((uint16_t)num(argv[0], "source port"));
+	if (fd < 0)
+		die("connect to the source: %s", strerror(errno));
+	for (ssize_t r; (r = read(fd, buf, sizeof(buf))) != 0;) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("tcprecv: read: %s", strerror(errno));
+		if (!pattern_check(pat, got, buf, (size_t)r, &bad))
+			die("tcprecv: the bytes at %llu differ from what the source sent", (unsigned long long)bad);
+		got += (uint64_t)r;
+	}
+	uint64_t t1 = now_ns();
+	double cpu1 = self_cpu_s();
+	close(fd);
+	if (got != bytes)
+		die("tcprecv: %llu bytes, expected %llu", (unsigned long long)got, (unsigned long long)bytes);
+	printf("%.1f %.0f %.0f\n", mib_per_s(bytes, t1 - t0), cpu_ms_since(peer, peer0),
+	       (cpu1 - cpu0) / ((double)(t1 - t0) / 1e9) * 100);
+	return 0;
+}
+
+/* ---- port detection ---- */
+
+/* Context switches of every thread of pid (each a wake-up from sleep, or a preemption). */
+static uint64_t proc_ctxsw(pid_t pid)
+{
+	char path[64], line[256];
+	uint64_t sum = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		die("%s: %s", path, strerror(errno));
+	for (struct dirent *de; (de = readdir(d));) {
+		if (de->d_name[0] == '.')
+			continue;
+		char status[400];
+		snprintf(status, sizeof(status), "%s/%s/status", path, de->d_name);
+		FILE *f = fopen(status, "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (strstr(line, "ctxt_switches:"))
+				sum += strtoull(strchr(line, ':') + 1, NULL, 10);
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+/* CPU time of pid in ns, from /proc/PID/schedstat: finer than stat's 10 ms ticks, for a few scans' worth. */
+static uint64_t proc_cpu_ns(pid_t pid)
+{
+	char path[64];
+	unsigned long long ns = 0;
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f || fscanf(f, "%llu", &ns) != 1)
+		die("cannot read %s", path);
+	fclose(f);
+	return ns;
+}
+
+/* Waits for the port event (port.opened or port.closed) of port; the events of other ports are passed over,
+ * a gap ends the run. */
+static void wait_port_event(conn *c, const char *event, uint16_t port)
+{
+	msg_info m;
+	uint64_t p;
+	for (;;) {
+		conn_wait(c, &m);
+		if (msg_is(&m, "gap"))
+			die("a gap while waiting for %s of port %u", event, port);
+		if (msg_is(&m, "event") && msg_str_is(&m, "event", event) && msg_uint(&m, "port", &p) && p == port)
+			return;
+	}
+}
+
+/* A listening socket on a free 127.0.0.1 port, and the time just before its listen(). */
+static int listen_timed(uint16_t *port, uint64_t *t0)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &len))
+		die("bind: %s", strerror(errno));
+	*port = ntohs(a.sin_port);
+	*t0 = now_ns();
+	if (listen(fd, 16))
+		die("listen: %s", strerror(errno));
+	return fd;
+}
+
+/* portlat PORT TOKEN COUNT SCAN_MS SERVER_PID: subscribes to port.opened and port.closed, starts one idle
+ * child through the agent (exec of "sleep 3600", background, killed when we disconnect: the agent scans for
+ * listeners only while it has a child), measures the agent's wake-ups and CPU over 2 s of that, then COUNT
+ * times: waits a random 0 to SCAN_MS ms (a listener comes at any point of the scan interval), listens on a
+ * free port, and times from just before listen() to its port.opened; closes it and waits for its port.closed
+ * before the next. Prints "p50 p99 min mean" (ms), then the idle wake-ups/s and CPU µs/s with the child. */
+static int cmd_portlat(char **argv)
+{
+	static conn c;
+	static const char *const events[] = {"port.opened", "port.closed", NULL};
+	static const char *const sleeper[] = {"sleep", "3600", NULL};
+	size_t count = num(argv[2], "count");
+	unsigned long scan_ms = num(argv[3], "scan ms");
+	pid_t server = (pid_t)num(argv[4], "pid");
+	uint64_t *lat = calloc(count, sizeof(*lat)), sum = 0;
+	if (!lat || !count || !scan_ms)
+		die("portlat: bad arguments or no memory");
+	conn_open(&c, (uint16_t)num(argv[0], "port"), argv[1]);
+	msg_info m;
+	conn_send_req(&c, 1, "subscribe", (const wire_arg[]){{.key = "events", .type = ARG_STRS, .strs = events}}, 1);
+	conn_wait(&c, &m);
+	check_op_reply(&c, &m);
+	conn_send_req(&c, 2, "exec",
+		      (const wire_arg[]){{.key = "argv", .type = ARG_STRS, .strs = sleeper},
+					 {.key = "background", .type = ARG_TRUE},
+					 {.key = "killOnDisconnect", .type = ARG_TRUE}},
+		      3);
+	do /* events of listeners that were there before (the first scan reports them) may come first */
+		conn_wait(&c, &m);
+	while (msg_is(&m, "event"));
+	check_op_reply(&c, &m);
+	sleep_ns(500000000);
+	uint64_t cs0 = proc_ctxsw(server), cpu0 = proc_cpu_ns(server), i0 = now_ns();
+	nanosleep(&(struct timespec){.tv_sec = 2}, NULL);
+	uint64_t cs1 = proc_ctxsw(server), cpu1 = proc_cpu_ns(server);
+	double idle_s = (double)(now_ns() - i0) / 1e9;
+	srandom((unsigned)now_ns());
+	uint64_t deadline = now_ns() + 120000000000u;
+	for (size_t i = 0; i < count; i++) {
+		uint16_t port;
+		uint64_t t0;
+		sleep_ns((long)(random() % (long)(scan_ms * 1000)) * 1000);
+		int fd = listen_timed(&port, &t0);
+		wait_port_event(&c, "port.opened", port);
+		sum += lat[i] = now_ns() - t0;
+		close(fd);
+		wait_port_event(&c, "port.closed", port);
+		if (now_ns() > deadline)
+			die("port detection: over 120 s");
+	}
+	qsort(lat, count, sizeof(*lat), cmp_u64);
+	printf("%.1f %.1f %.1f %.1f %.1f %.0f\n", pct(lat, count, 0.5) / 1e6, pct(lat, count, 0.99) / 1e6, lat[0] / 1e6,
+	       (double)sum / (double)count / 1e6, (double)(cs1 - cs0) / idle_s, (double)(cpu1 - cpu0) / 1e3 / idle_s);
+	free(lat);
+	conn_close(&c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -1685,7 +2128,9 @@ int main(int argc, char **argv)
 		    {"download", 6, cmd_download}, {"fileup", 4, cmd_fileup}, {"filedown", 4, cmd_filedown},
 		    {"evlat", 5, cmd_evlat},   {"inotlat", 3, cmd_inotlat},     {"relaylat", 5, cmd_relaylat},
 		    {"evtput", 6, cmd_evtput}, {"relaytput", 5, cmd_relaytput}, {"wadd", 6, cmd_wadd},
-		    {"evburst", 7, cmd_evburst}, {"relayburst", 6, cmd_relayburst}, {"inotwalk", 2, cmd_inotwalk}};
+		    {"evburst", 7, cmd_evburst}, {"relayburst", 6, cmd_relayburst}, {"inotwalk", 2, cmd_inotwalk},
+		    {"tunsend", 8, cmd_tunsend}, {"tunrecv", 6, cmd_tunrecv}, {"tcpsend", 4, cmd_tcpsend},
+		    {"tcprecv", 3, cmd_tcprecv}, {"portlat", 5, cmd_portlat}};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 2 && strcmp(argv[1], "freeport") == 0)
 		return cmd_freeport();
@@ -1696,6 +2141,7 @@ int main(int argc, char **argv)
 			return cmds[i].run(argv + 2);
 		}
 	die("usage: rabench freeport|probe|start|hold|rtt|tput|exec|spawn|xtput|spawntput|stream|copy|upload|download|"
-	    "fileup|filedown|evlat|inotlat|relaylat|evtput|relaytput|evburst|relayburst|wadd|inotwalk ... "
+	    "fileup|filedown|evlat|inotlat|relaylat|evtput|relaytput|evburst|relayburst|wadd|inotwalk|tunsend|tunrecv|"
+	    "tcpsend|tcprecv|portlat ... "
 	    "(see the top of rabench.c)");
 }

@@ -2,7 +2,7 @@
 # bench/run.sh [BUILD_DIR]: measures runra-agent against baselines measured in the same run and prints one
 # Markdown report on stdout (progress goes to stderr). Exits non-zero when the agent cannot be started or a
 # measurement fails; a missed target is reported, not an error. See bench/README.md.
-# BENCH_FIGURES="12 13 14" measures only those figures (numbers 1 to 14, separated by spaces or commas); the
+# BENCH_FIGURES="12 13 14" measures only those figures (numbers 1 to 16, separated by spaces or commas); the
 # report then has only their rows. Default: all.
 set -euo pipefail
 
@@ -11,7 +11,8 @@ BUILD=$(realpath -m "${1:-$ROOT/build}")
 AGENT=$BUILD/release/runra-agent
 OUT=$BUILD/bench
 TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-FIGURES=" $(tr ',' ' ' <<<"${BENCH_FIGURES:-$(seq -s ' ' 14)}") "
+FIGURE_MAX=16
+FIGURES=" $(tr ',' ' ' <<<"${BENCH_FIGURES:-$(seq -s ' ' $FIGURE_MAX)}") "
 
 log() { echo "bench: $*" >&2; }
 fail() {
@@ -25,7 +26,9 @@ want() { # FIGURE...: true if any of them is to be measured
 	for f; do [[ $FIGURES == *" $f "* ]] && return 0; done
 	return 1
 }
-for f in $FIGURES; do [[ $f =~ ^([1-9]|1[0-4])$ ]] || fail "BENCH_FIGURES: '$f' is not a figure (1 to 14)"; done
+for f in $FIGURES; do
+	[[ $f =~ ^[1-9][0-9]?$ ]] && ((f <= FIGURE_MAX)) || fail "BENCH_FIGURES: '$f' is not a figure (1 to $FIGURE_MAX)"
+done
 
 [[ -x $AGENT ]] || fail "$AGENT not found: build it with 'make release'"
 mkdir -p "$OUT"
@@ -45,6 +48,7 @@ gcc "${CFLAGS[@]}" -pthread -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/ben
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/pipecopy" "$ROOT/bench/pipecopy.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/filecopy" "$ROOT/bench/filecopy.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/inotify_relay" "$ROOT/bench/inotify_relay.c"
+"${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/tunnel_peer" "$ROOT/bench/tunnel_peer.c"
 RABENCH=$OUT/rabench
 
 # ---- pinning: servers on CPU 0, clients on CPU 1, so that neither steals the other's core ----
@@ -121,7 +125,7 @@ if want 1; then
 fi
 
 # ---- 2, 3, 5, 6: one agent ----
-AGENT_RC="" XAGENT_RC="" FAGENT_RC="" EAGENT_RC="" # exit statuses after SIGTERM; empty: not started
+AGENT_RC="" XAGENT_RC="" FAGENT_RC="" EAGENT_RC="" PAGENT_RC="" QAGENT_RC="" # exit statuses after SIGTERM; empty: not started
 if want 2 3 5 6; then
 	PORT=$(freeport)
 	start_agent "$PORT"
@@ -321,7 +325,7 @@ col() { # N RUN...: field N of each run, comma-separated
 transfer_summary() { # NAME RUN...: sets NAME_MIBS NAME_MSGS NAME_MS NAME_CLI NAME_ALL NAME_PEAKS NAME_PEAK
 	local name=$1 mibs msgs ms cli peaks
 	shift
-	read -r mibs msgs _ _ ms cli <<<"$(median3 "$@")"
+	read -r mibs msgs _ _ ms cli _ <<<"$(median3 "$@")"
 	peaks=$(printf '%s\n' "$@" | awk '{ printf "%s%d", (NR > 1 ? ", " : ""), ($3 > $4 ? $3 : $4) }')
 	printf -v "${name}_MIBS" %s "$mibs"
 	printf -v "${name}_MSGS" %s "$msgs"
@@ -431,6 +435,71 @@ if want 12 13 14; then
 	rm -rf "$EV" "$OUT"/work/ev-*
 fi
 
+# ---- 15, 16. ports: an agent of their own, with default settings (--port-scan-ms 100 is the default) ----
+# 15: a plain server "inside the sandbox" (tunnel_peer.c), on the agent's CPU as the sandbox's programs would be,
+# reached through the agent's tunnel and, for the baseline, straight over loopback TCP; the client on the other CPU.
+TUN_BYTES=1073741824 TUN_CHUNK_KIB=256 TUN_INFLIGHT=8
+PL_COUNT=100 PL_SCAN_MS=100 PL_FAST_MS=20
+if want 15 16; then
+	PPORT=$(freeport)
+	start_agent "$PPORT" --port-scan-ms $PL_SCAN_MS
+	PAGENT_PID=$AGENT_PID
+fi
+
+# Three of each, alternating, and the median by MiB/s, as in 9-11.
+if want 15; then
+	log "[15] tunnel throughput (3 x 1 GiB each way through the agent's tunnel, and straight over loopback TCP)"
+	: >"$OUT/tunnel_peer.out"
+	"${PIN_SRV[@]}" "$OUT/tunnel_peer" $TUN_BYTES >"$OUT/tunnel_peer.out" &
+	PEER_PID=$!
+	PIDS+=("$PEER_PID")
+	for _ in $(seq 50); do [[ -s $OUT/tunnel_peer.out ]] && break; sleep 0.1; done
+	read -r SINK_PORT SOURCE_PORT <"$OUT/tunnel_peer.out" || fail "the tunnel peer did not start"
+	TS_RUNS=() TC_RUNS=() TR_RUNS=() TD_RUNS=()
+	for _ in 1 2 3; do
+		R=$("${PIN_CLI[@]}" "$RABENCH" tunsend "$PPORT" "$TOKEN" "$SINK_PORT" $TUN_BYTES $TUN_CHUNK_KIB $TUN_INFLIGHT \
+			"$PAGENT_PID" "$PEER_PID") || fail "1 GiB through the tunnel to the sink"
+		TS_RUNS+=("$R")
+		R=$("${PIN_CLI[@]}" "$RABENCH" tcpsend "$SINK_PORT" $TUN_BYTES $TUN_CHUNK_KIB "$PEER_PID") ||
+			fail "1 GiB straight to the sink"
+		TC_RUNS+=("$R")
+		R=$("${PIN_CLI[@]}" "$RABENCH" tunrecv "$PPORT" "$TOKEN" "$SOURCE_PORT" $TUN_BYTES "$PAGENT_PID" "$PEER_PID") ||
+			fail "1 GiB through the tunnel from the source"
+		TR_RUNS+=("$R")
+		R=$("${PIN_CLI[@]}" "$RABENCH" tcprecv "$SOURCE_PORT" $TUN_BYTES "$PEER_PID") || fail "1 GiB straight from the source"
+		TD_RUNS+=("$R")
+	done
+	alive "$PEER_PID" "the tunnel peer"
+	stop "$PEER_PID" || true
+fi
+
+# 16: the client (on the other CPU) is also the listener: a process of the agent's network namespace, which is
+# all the scan looks at; the scan runs while the agent has a child, so the client starts an idle one first.
+# "FDS PROCESSES" of the machine: to name a new listener's owner the agent reads every fd of every process.
+proc_fds() { echo "$(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 2>/dev/null | wc -l) $(ls -d /proc/[0-9]* | wc -l)"; }
+if want 16; then
+	log "[16] port detection delay (2 x $PL_COUNT listeners: --port-scan-ms $PL_SCAN_MS, then $PL_FAST_MS)"
+	read -r PL_FDS0 PL_PROCS0 < <(proc_fds)
+	PL=$("${PIN_CLI[@]}" "$RABENCH" portlat "$PPORT" "$TOKEN" $PL_COUNT $PL_SCAN_MS "$PAGENT_PID") ||
+		fail "port detection delay"
+fi
+if want 15 16; then
+	alive "$PAGENT_PID" "the agent"
+	PAGENT_RC=0
+	stop "$PAGENT_PID" || PAGENT_RC=$?
+fi
+if want 16; then
+	QPORT=$(freeport)
+	start_agent "$QPORT" --port-scan-ms $PL_FAST_MS
+	QAGENT_PID=$AGENT_PID
+	PL_FAST=$("${PIN_CLI[@]}" "$RABENCH" portlat "$QPORT" "$TOKEN" $PL_COUNT $PL_FAST_MS "$QAGENT_PID") ||
+		fail "port detection delay with --port-scan-ms $PL_FAST_MS"
+	alive "$QAGENT_PID" "the agent"
+	QAGENT_RC=0
+	stop "$QAGENT_PID" || QAGENT_RC=$?
+	read -r PL_FDS1 PL_PROCS1 < <(proc_fds)
+fi
+
 # ---- 4. start to ready: fork/exec until GET /healthz is answered, 20 times ----
 if want 4; then
 	log "[4] start to ready (2 x 20 starts)"
@@ -472,7 +541,7 @@ else
 	SIZE_RATIO=$(ratio "$SIZE" 1048576)
 fi
 if ((SRV_CPU >= 0)); then
-	PINNING="servers (agent, echo server, sleeper, relay) pinned to CPU $SRV_CPU, clients to CPU $CLI_CPU with taskset, except the one-CPU round trips (5a, 7a, 12a) where both are on CPU $SRV_CPU"
+	PINNING="servers (agent, echo server, sleeper, relay, tunnel peer) pinned to CPU $SRV_CPU, clients to CPU $CLI_CPU with taskset, except the one-CPU round trips (5a, 7a, 12a) where both are on CPU $SRV_CPU"
 else
 	PINNING="none (one CPU)"
 fi
@@ -487,7 +556,7 @@ cat <<EOF
 - agent: \`$AGENT\` ($("$AGENT" version 2>/dev/null || echo "version unknown")), $(date -u +"%Y-%m-%d %H:%M UTC")
 - pinning: $PINNING
 - background: CPUs ${BG_BUSY}% busy in the second before the run; steal time (the VM host running something else) during the run: $(((STEAL2 - STEAL1) * 10)) ms$BG_WARN
-- ratio = runra-agent / baseline; every baseline was measured in this run$([[ $FIGURES == " $(seq -s ' ' 14) " ]] || echo "; only figures$FIGURES(BENCH_FIGURES)")
+- ratio = runra-agent / baseline; every baseline was measured in this run$([[ $FIGURES == " $(seq -s ' ' $FIGURE_MAX) " ]] || echo "; only figures$FIGURES(BENCH_FIGURES)")
 
 | figure | runra-agent | baseline | ratio | target |
 |---|---|---|---|---|
@@ -625,6 +694,51 @@ if want 14; then
 	cat <<EOF
 | 14. recursive watch setup: \`watch.add\` of a tree of $(group $TREE_DIRS) directories ($TREE_TOP × $TREE_SUB and the root), request to reply; median of 3 | $WA_MED ms (runs: ${WA_ALL// /, }; watch.remove: $WA_RM ms; agent VmRSS +$WA_RSS KiB with the tree watched) | $WW_MED ms (runs: ${WW_ALL// /, }), a plain program walking the tree with inotify_add_watch on each directory | $(ratio "$WA_MED" "$WW_MED") | — |
 EOF
+fi
+# 15: tunnel runs ("MiB/s messages VmHWM sampled_RSS agent_ms client% peer_ms") and the plain copies
+# ("MiB/s peer_ms client%"): the median run's fields and all MiB/s; peak RSS as in 10 and 11.
+plain_summary() { # NAME RUN...: sets NAME_MIBS NAME_PEER NAME_CLI NAME_ALL
+	local name=$1 mibs peer cli
+	shift
+	read -r mibs peer cli <<<"$(median3 "$@")"
+	printf -v "${name}_MIBS" %s "$mibs"
+	printf -v "${name}_PEER" %s "$peer"
+	printf -v "${name}_CLI" %s "$cli"
+	printf -v "${name}_ALL" %s "$(col 1 "$@")"
+}
+tunnel_cell() { # PEER_NAME MESSAGES_NAME RUN...: the agent's cell of a 15 row (transfer_summary T "$@" first)
+	local peer_name=$1 what=$2 peer
+	shift 2
+	read -r _ _ _ _ _ _ peer <<<"$(median3 "$@")"
+	printf "%s MiB/s (runs: %s; %s %s; agent CPU %s ms; %s CPU %s ms; client CPU %s%%%s)" "$T_MIBS" "$T_ALL" \
+		"$(group "$T_MSGS")" "$what" "$T_MS" "$peer_name" "$peer" "$T_CLI" "$( ((T_CLI >= 90)) && echo ", client-bound")"
+}
+if want 15; then
+	transfer_summary T "${TS_RUNS[@]}"
+	TS_MIBS=$T_MIBS TS_PEAK=$T_PEAK TS_PEAKS=$T_PEAKS TS_CELL=$(tunnel_cell sink port.sends "${TS_RUNS[@]}")
+	transfer_summary T "${TR_RUNS[@]}"
+	TR_MIBS=$T_MIBS TR_PEAK=$T_PEAK TR_PEAKS=$T_PEAKS TR_CELL=$(tunnel_cell source "tunnel messages" "${TR_RUNS[@]}")
+	plain_summary TC "${TC_RUNS[@]}"
+	plain_summary TD "${TD_RUNS[@]}"
+	TUN_PEAK=$( ((TS_PEAK > TR_PEAK)) && echo "$TS_PEAK" || echo "$TR_PEAK")
+	cat <<ROWS
+| 15a. tunnel throughput, client to port: \`port.connect\` to a sink, 1 GiB in \`port.send\`s of $TUN_CHUNK_KIB KiB ($TUN_INFLIGHT in flight), eof, until the sink's answer (its byte count, every byte checked); median of 3 | $TS_CELL | $TC_MIBS MiB/s (runs: $TC_ALL), the same bytes straight to the same sink over loopback TCP (sink CPU $TC_PEER ms; client CPU $TC_CLI%) | $(ratio "$TS_MIBS" "$TC_MIBS") | ≥ 60% of the copy: $(verdict_ge "$TS_MIBS" "$(times "$TC_MIBS" 0.6)") |
+| 15b. tunnel throughput, port to client: \`port.connect\` to a source that sends 1 GiB, \`tunnel\` data messages until eof (every byte checked); median of 3 | $TR_CELL | $TD_MIBS MiB/s (runs: $TD_ALL), the same bytes straight from the same source over loopback TCP (source CPU $TD_PEER ms; client CPU $TD_CLI%) | $(ratio "$TR_MIBS" "$TD_MIBS") | ≥ 60% of the copy: $(verdict_ge "$TR_MIBS" "$(times "$TD_MIBS" 0.6)") |
+| 15. agent peak RSS during the tunnels | $TUN_PEAK KiB ($([[ -n ${RSS:-} ]] && echo "idle, figure 2: $RSS KiB; ")client to port: $TS_PEAKS KiB; port to client: $TR_PEAKS KiB) | — | — | — |
+ROWS
+fi
+if want 16; then
+	read -r PL_P50 PL_P99 PL_MIN PL_MEAN PL_WAKE PL_CPU <<<"$PL"
+	read -r PF_P50 PF_P99 PF_MIN PF_MEAN PF_WAKE PF_CPU <<<"$PL_FAST"
+	part() { awk -v v="$1" -v k="$2" 'BEGIN { printf "%g", v * k }'; }                        # MS FACTOR
+	per_scan() { awk -v c="$1" -v w="$2" 'BEGIN { printf "%.0f", (w > 0 ? c / w : 0) }'; } # CPU_US/S WAKEUPS/S
+	cat <<ROWS
+| 16a. port detection delay p50: listen() on a free 127.0.0.1 port until \`port.opened\` arrives, $PL_COUNT listeners one at a time, --port-scan-ms $PL_SCAN_MS (the default) | $PL_P50 ms (min $PL_MIN, mean $PL_MEAN) | $(part $PL_SCAN_MS 0.5) ms, half the scan interval: the median wait for the next scan of a listener that comes at a random moment | $(ratio "$PL_P50" "$(part $PL_SCAN_MS 0.5)") | ≤ 100 ms: $(verdict "$PL_P50" 100) |
+| 16a. port detection delay p99, --port-scan-ms $PL_SCAN_MS | $PL_P99 ms | $(part $PL_SCAN_MS 0.99) ms, 99% of the interval | $(ratio "$PL_P99" "$(part $PL_SCAN_MS 0.99)") | — |
+| 16b. port detection delay p50, --port-scan-ms $PL_FAST_MS | $PF_P50 ms (min $PF_MIN, mean $PF_MEAN) | $(part $PL_FAST_MS 0.5) ms, half the interval | $(ratio "$PF_P50" "$(part $PL_FAST_MS 0.5)") | — |
+| 16b. port detection delay p99, --port-scan-ms $PL_FAST_MS | $PF_P99 ms | $(part $PL_FAST_MS 0.99) ms, 99% of the interval | $(ratio "$PF_P99" "$(part $PL_FAST_MS 0.99)") | — |
+| 16. what scanning costs: the agent's wake-ups and CPU over 2 s with one idle child (it scans only while it has one) and one idle WebSocket | --port-scan-ms $PL_SCAN_MS: $PL_WAKE /s, CPU $(group "$PL_CPU") µs/s ($(per_scan "$PL_CPU" "$PL_WAKE") µs per wake-up); --port-scan-ms $PL_FAST_MS: $PF_WAKE /s, CPU $(group "$PF_CPU") µs/s ($(per_scan "$PF_CPU" "$PF_WAKE") µs per wake-up); and for each new listener, a walk of every fd of every process to find its owner: $(group "$PL_FDS0") fds in $PL_PROCS0 processes before 16a, $(group "$PL_FDS1") in $PL_PROCS1 after 16b | without a child: no scans, no wake-ups (figure 3 measures such an agent) | — | — |
+ROWS
 fi
 
 echo
@@ -782,9 +896,55 @@ if want 14; then
   against its exclude patterns and keeps a node per directory.
 EOF
 fi
+if want 15; then
+	cat <<NOTES
+- 15: an agent of its own (shared with 16a), default settings. The server "inside the sandbox"
+  (\`tunnel_peer.c\`, static, started by the bench, on CPU $SRV_CPU with the agent, where the sandbox's own
+  programs would run) listens on two 127.0.0.1 ports and serves one connection at a time: the sink reads
+  until EOF (256 KiB reads), checks every byte against a fixed pseudo-random pattern (\`pattern.h\`; its period
+  is odd, so a piece lost, doubled or moved shows) and answers "BYTES ok"; the source writes 1 GiB of that
+  pattern (256 KiB writes), shuts its side down and waits for the other side to close. Client on CPU $CLI_CPU.
+- 15a: \`port.connect {port}\`, then \`port.send {tunnel, data}\` of $TUN_CHUNK_KIB KiB each (masked, as a
+  client must), a new one for each reply, $TUN_INFLIGHT unanswered at most (the agent answers a send at once
+  while at most 1 MiB waits for the port, otherwise when its bytes are written: replies may come out of
+  order), and \`port.send {eof: true}\` right after the last; timed from the connect request to the sink's
+  answer. Then the \`closed\` message must come, with bytesIn 1 GiB, bytesOut the answer's length and no
+  error. The baseline writes the same bytes in the same $TUN_CHUNK_KIB KiB pieces straight to the sink, shuts
+  its side down and reads the answer, timed from connect.
+- 15b: \`port.connect\` to the source, then every \`tunnel\` message's data checked against the pattern until
+  \`eof\`, which stops the clock; then \`port.send {eof: true}\` and the \`closed\` message (bytesOut 1 GiB, no
+  error). The baseline reads the source until EOF into the same 256 KiB buffer, checked the same way.
+- 15: the agent relays on the CPU that the sink or source uses too, and the baseline has no relay at all:
+  the agent's CPU is its own, the sink's or source's beside it, and their sum is what CPU $SRV_CPU did. Peak
+  RSS as in 9 (VmHWM reset before each run, checked against VmRSS sampled every 10 ms), the largest of each
+  direction's 3 runs.
+NOTES
+fi
+if want 16; then
+	cat <<NOTES
+- 16: the agent lists the listening TCP sockets of its network namespace (netlink sock_diag) every
+  --port-scan-ms, but only while it has a child process, and sends \`port.opened\` for each new one. The client
+  subscribes to \`port.opened\` and \`port.closed\`, starts one idle child through the agent (\`exec\` of
+  \`sleep 3600\`, background, killOnDisconnect) and is itself the listener: $PL_COUNT times, it waits a random
+  0 to --port-scan-ms ms (a server starts at any moment of the interval), binds a free 127.0.0.1 port, and
+  times from just before listen() (CLOCK_MONOTONIC) to the arrival of that port's \`port.opened\`; then it
+  closes the socket and waits for its \`port.closed\` before the next. 16a: the agent of 15, --port-scan-ms
+  $PL_SCAN_MS (the default); 16b: an agent of its own with --port-scan-ms $PL_FAST_MS. Agents on CPU $SRV_CPU,
+  the client on CPU $CLI_CPU. The cost row is measured before the listeners, over 2 s with the idle child:
+  the context switches of the agent's threads, and its CPU time from /proc/PID/schedstat (ns, where
+  /proc/PID/stat has 10 ms ticks); each scan is one wake-up. Without a child the agent does not scan.
+- 16: a new listener's \`port.opened\` names its process: the agent finds it by reading the link of every
+  open fd of every process (/proc/*/fd, until the socket's inode), in its event loop. That walk is part of
+  the delay, and grows with what else runs: a machine with processes holding thousands of fds (other test
+  suites running) makes single detections take hundreds of ms, and stalls the agent meanwhile. The row
+  gives the fds and processes there were before and after.
+NOTES
+fi
 AGENTS=""
 [[ -z $AGENT_RC ]] || AGENTS+=", the agent of 2, 3, 5 and 6 with $AGENT_RC"
 [[ -z $XAGENT_RC ]] || AGENTS+=", the agent of 7-9 with $XAGENT_RC"
 [[ -z $FAGENT_RC ]] || AGENTS+=", the agent of 10 and 11 with $FAGENT_RC"
 [[ -z $EAGENT_RC ]] || AGENTS+=", the agent of 12-14 with $EAGENT_RC"
+[[ -z $PAGENT_RC ]] || AGENTS+=", the agent of 15 and 16a with $PAGENT_RC"
+[[ -z $QAGENT_RC ]] || AGENTS+=", the agent of 16b with $QAGENT_RC"
 [[ -z $AGENTS ]] || echo "- Exit statuses after SIGTERM (0 = graceful):${AGENTS#,}."

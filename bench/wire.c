@@ -464,26 +464,41 @@ static size_t frame_header(uint8_t h[14], uint64_t n, const uint8_t key[4])
 	return at + 4;
 }
 
-void conn_send_chunk(conn *c, uint64_t id, const char *upload, uint64_t offset, uint8_t *data, size_t len)
+/* The request's head ({"id", "op", args..., bin_key: bin32 header}) into w; the payload follows it. */
+static void w_request_head(mpw *w, uint64_t id, const char *op, const wire_arg *args, size_t n, const char *bin_key,
+			   size_t len)
+{
+	if (n > 12) /* a fixmap holds 15 entries: id, op and the bin included */
+		die("too many arguments");
+	if (len > UINT32_MAX)
+		die("a bin of %zu bytes: too large", len);
+	w_byte(w, (uint8_t)(0x80 | (n + 3)));
+	w_str(w, "id");
+	w_u64(w, id);
+	w_str(w, "op");
+	w_str(w, op);
+	for (size_t i = 0; i < n; i++) {
+		if (args[i].type != ARG_STR && args[i].type != ARG_U64)
+			die("conn_send_bin takes strings and integers only");
+		w_str(w, args[i].key);
+		if (args[i].type == ARG_STR)
+			w_str(w, args[i].str);
+		else
+			w_u64(w, args[i].u64);
+	}
+	w_str(w, bin_key);
+	w_byte(w, 0xc6); /* bin32 */
+	for (int i = 0; i < 4; i++)
+		w_byte(w, (uint8_t)(len >> (24 - 8 * i)));
+}
+
+void conn_send_bin(conn *c, uint64_t id, const char *op, const wire_arg *args, size_t n, const char *bin_key,
+		   uint8_t *data, size_t len)
 {
 	/* Not all zero: lws skips unmasking for a zero key, which a real client (a browser) never sends. */
 	static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
 	mpw w = {.n = 0};
-	if (len > UINT32_MAX)
-		die("chunk too large");
-	w_byte(&w, 0x85);
-	w_str(&w, "id");
-	w_u64(&w, id);
-	w_str(&w, "op");
-	w_str(&w, "file.upload.chunk");
-	w_str(&w, "upload");
-	w_str(&w, upload);
-	w_str(&w, "offset");
-	w_u64(&w, offset);
-	w_str(&w, "data");
-	w_byte(&w, 0xc6); /* bin32 */
-	for (int i = 0; i < 4; i++)
-		w_byte(&w, (uint8_t)(len >> (24 - 8 * i)));
+	w_request_head(&w, id, op, args, n, bin_key, len);
 	uint8_t h[14];
 	size_t hn = frame_header(h, w.n + len, key);
 	mask(w.b, w.n, key, 0);
@@ -491,6 +506,13 @@ void conn_send_chunk(conn *c, uint64_t id, const char *upload, uint64_t offset, 
 	/* One writev, so that the small head does not go out as a segment of its own (TCP_NODELAY is on). */
 	struct iovec iov[3] = {{h, hn}, {w.b, w.n}, {data, len}};
 	writev_all(c->fd, iov, 3);
+}
+
+void conn_send_chunk(conn *c, uint64_t id, const char *upload, uint64_t offset, uint8_t *data, size_t len)
+{
+	const wire_arg args[] = {{.key = "upload", .type = ARG_STR, .str = upload},
+				 {.key = "offset", .type = ARG_U64, .u64 = offset}};
+	conn_send_bin(c, id, "file.upload.chunk", args, 2, "data", data, len);
 }
 
 bool conn_fill(conn *c)
@@ -609,6 +631,18 @@ bool msg_str_is(const msg_info *m, const char *key, const char *want)
 	const char *s;
 	size_t len;
 	return msg_str(m, key, &s, &len) && key_is(s, len, want);
+}
+
+bool msg_true(const msg_info *m, const char *key)
+{
+	const uint8_t *v = m->start ? mp_lookup(m->start, m->end, key) : NULL;
+	return v && v < m->end && *v == 0xc3;
+}
+
+bool msg_nil(const msg_info *m, const char *key)
+{
+	const uint8_t *v = m->start ? mp_lookup(m->start, m->end, key) : NULL;
+	return v && v < m->end && *v == 0xc0;
 }
 
 /* The value under a path of map keys in the result, or NULL. */

@@ -69,8 +69,12 @@ typedef struct {
 } wire_arg;
 /* conn_send_op with typed arguments: {"id": id, "op": op, args[0].key: args[0]'s value, ...}. */
 void conn_send_req(conn *c, uint64_t id, const char *op, const wire_arg *args, size_t n);
-/* {"id", "op": "file.upload.chunk", "upload", "offset", "data": bin} in one frame. Masks data in place: the
- * caller's buffer holds garbage afterwards. Does not set want_id: several chunks may be in flight. */
+/* {"id": id, "op": op, args (strings and integers only, 12 at most)..., bin_key: data as bin} in one frame.
+ * Masks data in place: the caller's buffer holds garbage afterwards. Does not set want_id: several such
+ * requests may be in flight. */
+void conn_send_bin(conn *c, uint64_t id, const char *op, const wire_arg *args, size_t n, const char *bin_key,
+		   uint8_t *data, size_t len);
+/* {"id", "op": "file.upload.chunk", "upload", "offset", "data": bin}: conn_send_bin. */
 void conn_send_chunk(conn *c, uint64_t id, const char *upload, uint64_t offset, uint8_t *data, size_t len);
 /* One read(); false at EOF. Nonblocking callers get true and nothing new on EAGAIN. */
 bool conn_fill(conn *c);
@@ -86,6 +90,9 @@ bool msg_str(const msg_info *m, const char *key, const char **s, size_t *len);
 bool msg_uint(const msg_info *m, const char *key, uint64_t *out);
 /* Whether the top-level string under key is exactly want. */
 bool msg_str_is(const msg_info *m, const char *key, const char *want);
+/* Whether the top-level value under key is true (a tunnel message's "eof", "closed"), or nil ("error"). */
+bool msg_true(const msg_info *m, const char *key);
+bool msg_nil(const msg_info *m, const char *key);
 /* An unsigned integer in the reply's result, under a path of map keys (NULL-terminated); false if absent. */
 bool msg_result_uint(const msg_info *m, const char *const *path, uint64_t *out);
 /* A string or a true bool in the reply's result, under a path of map keys; false if absent or another type. */
