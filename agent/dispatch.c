@@ -267,13 +267,6 @@ static void run_op(ra_session *s, const ra_request *req)
 		ra_session_send_error(s, true, req->id, RA_ERR_UNAVAILABLE, "the agent is shutting down");
 		return;
 	}
-	if (over_rate(s)) {
-		char why[96];
-		snprintf(why, sizeof(why), "more than %u requests per second on this connection: retry later",
-			 agent->config->max_requests_per_second);
-		ra_session_send_error(s, true, req->id, RA_ERR_RATE_LIMITED, why);
-		return;
-	}
 	ra_enc reply;
 	ra_why why = {""};
 	ra_session_enc_init(s, &reply);
@@ -294,7 +287,12 @@ void ra_dispatch_message(ra_session *s, const uint8_t *msg, size_t len)
 	ra_request req;
 	const char *why;
 	ra_err code = ra_request_decode(&req, msg, len, &why);
-	if (code != RA_OK) {
+	if (over_rate(s)) { /* every message counts, a malformed one too */
+		char text[96];
+		snprintf(text, sizeof(text), "more than %u requests per second on this connection: retry later",
+			 agent->config->max_requests_per_second);
+		ra_session_send_error(s, code == RA_OK || req.has_id, req.id, RA_ERR_RATE_LIMITED, text);
+	} else if (code != RA_OK) {
 		ra_log(RA_LOG_DEBUG, "dispatch.invalid", "session %llu: %s", (unsigned long long)s->serial, why);
 		ra_session_send_error(s, req.has_id, req.id, code, why);
 	} else {

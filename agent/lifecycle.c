@@ -19,6 +19,7 @@
 #include "tunnel.h"
 
 #define REAP_CHECK_S 0.02        /* how often a grace period looks whether everything exited */
+#define REAP_WAIT_S 1.0          /* after SIGKILL, how long the exits may take to be reaped */
 #define CLOCK_JUMP_MS 2000       /* a jump this big between the clocks means the sandbox was paused */
 
 static ra_agent *agent;
@@ -36,49 +37,68 @@ static int64_t clock_ms(clockid_t id)
 /* ---- killing everything, with a grace period (shared by shutdown and reset) ---- */
 
 typedef struct {
-	ev_timer grace, check;
-	unsigned signalled, killed;
-	int64_t started_mono;
+	ev_timer deadline, check;
+	unsigned signalled, killed; /* processes sent SIGTERM, and SIGKILL after the grace */
+	bool killing;
 	void (*done)(void);
-	bool active;
 } sweep;
 
-static void sweep_finish(sweep *w)
+static bool nothing_left(void)
 {
-	ev_timer_stop(agent->loop, &w->grace);
+	pid_t any;
+	return ra_procmgr_descendants(&any, 1) == 0;
+}
+
+static void sweep_end(sweep *w)
+{
+	ev_timer_stop(agent->loop, &w->deadline);
 	ev_timer_stop(agent->loop, &w->check);
-	if (ra_procmgr_has_children() || ra_procmgr_descendants(&(pid_t){0}, 1))
-		w->killed = ra_procmgr_signal_all(SIGKILL);
-	w->active = false;
 	w->done();
+}
+
+/* The grace is over: SIGKILL to what is left, then a short wait for the reaper, so that the exits are
+ * announced (exec.completed) before whatever the sweep was for. */
+static void sweep_kill(sweep *w)
+{
+	w->killing = true;
+	w->killed = ra_procmgr_signal_all(SIGKILL);
+	if (!w->killed) {
+		sweep_end(w);
+		return;
+	}
+	ev_timer_stop(agent->loop, &w->deadline);
+	ev_timer_set(&w->deadline, REAP_WAIT_S, 0.);
+	ev_timer_start(agent->loop, &w->deadline);
 }
 
 static void on_sweep_check(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop, (void)revents;
 	sweep *w = (sweep *)((char *)t - offsetof(sweep, check));
-	pid_t any;
-	if (!ra_procmgr_descendants(&any, 1))
-		sweep_finish(w);
+	if (nothing_left())
+		sweep_end(w);
 }
 
-static void on_sweep_grace(struct ev_loop *loop, ev_timer *t, int revents)
+static void on_sweep_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop, (void)revents;
-	sweep_finish((sweep *)((char *)t - offsetof(sweep, grace)));
+	sweep *w = (sweep *)((char *)t - offsetof(sweep, deadline));
+	if (w->killing)
+		sweep_end(w); /* something will not die (a process in D state): go on without it */
+	else
+		sweep_kill(w);
 }
 
-/* SIGTERM to every process now, SIGKILL to what is left after grace_ms; done() after that. */
+/* SIGTERM to every process now, SIGKILL to what is left after grace_ms; done() once they are gone. */
 static void sweep_start(sweep *w, uint32_t grace_ms, void (*done)(void))
 {
-	w->active = true;
 	w->done = done;
+	w->killing = false;
 	w->killed = 0;
-	w->started_mono = clock_ms(CLOCK_MONOTONIC);
 	w->signalled = ra_procmgr_signal_all(SIGTERM);
-	ev_timer_init(&w->grace, on_sweep_grace, grace_ms / 1000.0, 0.);
+	ev_timer_init(&w->deadline, on_sweep_deadline, grace_ms / 1000.0, 0.);
 	ev_timer_init(&w->check, on_sweep_check, REAP_CHECK_S, REAP_CHECK_S);
-	ev_timer_start(agent->loop, &w->grace);
+	ev_timer_start(agent->loop, &w->deadline);
 	ev_timer_start(agent->loop, &w->check);
 }
 
@@ -109,9 +129,8 @@ static void shutdown_swept(void)
 {
 	int64_t t0 = clock_ms(CLOCK_MONOTONIC);
 	sync();
-	ra_log(RA_LOG_INFO, "agent.shutdown", "processes ended (%u signalled, %u killed after %u ms), synced in %lld ms",
-	       shutdown_state.sweep.signalled, shutdown_state.sweep.killed, shutdown_state.grace_ms,
-	       (long long)(clock_ms(CLOCK_MONOTONIC) - t0));
+	ra_log(RA_LOG_INFO, "agent.shutdown", "processes ended (%u sent SIGTERM, %u SIGKILL), synced in %lld ms",
+	       shutdown_state.sweep.signalled, shutdown_state.sweep.killed, (long long)(clock_ms(CLOCK_MONOTONIC) - t0));
 	ra_event_meta m = {.name = "sandbox.terminated"};
 	ra_events_emit(&m, 5, fill_terminated, NULL);
 	stop_serving(); /* connections close once their queues are out, then the loop ends */
@@ -263,8 +282,10 @@ static void reset_free_keep(void)
 static void fill_reset(ra_enc *e, const void *ctx)
 {
 	const unsigned *n = ctx;
-	ra_enc_str(e, "killed");
+	ra_enc_str(e, "signalled");
 	ra_enc_u64(e, reset.sweep.signalled);
+	ra_enc_str(e, "killed");
+	ra_enc_u64(e, reset.sweep.killed);
 	ra_enc_str(e, "removed");
 	ra_enc_u64(e, reset.removed);
 	ra_enc_str(e, "unexposed");
@@ -279,7 +300,7 @@ static void reset_reply(int clear_err, const unsigned counts[2])
 		return;
 	ra_enc e;
 	ra_session_enc_init(reset.s, &e);
-	ra_enc_reply_begin(&e, reset.req_id, 8);
+	ra_enc_reply_begin(&e, reset.req_id, 9);
 	fill_reset(&e, counts);
 	ra_enc_str(&e, "removedPaths");
 	ra_enc_array(&e, reset.removed < RA_RESET_LIST_MAX ? reset.removed : RA_RESET_LIST_MAX);
@@ -288,11 +309,16 @@ static void reset_reply(int clear_err, const unsigned counts[2])
 	ra_enc_u64(&e, reset.processes_forgotten);
 	ra_enc_str(&e, "durationMs");
 	ra_enc_i64(&e, clock_ms(CLOCK_MONOTONIC) - reset.started_mono);
-	ra_enc_str(&e, "error");
-	if (clear_err)
+	ra_enc_str(&e, "error"); /* the workdir could not be emptied entirely: why */
+	if (clear_err) {
+		ra_enc_map(&e, 2);
+		ra_enc_str(&e, "code");
+		ra_enc_str(&e, ra_err_name(ra_err_from_errno(-clear_err)));
+		ra_enc_str(&e, "message");
 		ra_enc_str(&e, strerror(-clear_err));
-	else
+	} else {
 		ra_enc_nil(&e);
+	}
 	ra_session_send(reset.s, &e);
 }
 
@@ -309,7 +335,7 @@ static void reset_swept(void)
 	ra_log(RA_LOG_INFO, "sandbox.reset", "reset: %u processes signalled (%u killed), %u paths removed, %u exposures, "
 	       "%u tunnels closed", reset.sweep.signalled, reset.sweep.killed, reset.removed, counts[0], counts[1]);
 	ra_event_meta m = {.name = "sandbox.reset"};
-	ra_events_emit(&m, 4, fill_reset, counts);
+	ra_events_emit(&m, 5, fill_reset, counts);
 	reset_reply(rc, counts);
 	ra_enc_free(&reset.removed_list);
 	reset_free_keep();
@@ -411,6 +437,8 @@ static void fill_timeout(ra_enc *e, const void *ctx)
 static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop, (void)t, (void)revents;
+	if (agent->shutting_down)
+		return; /* ending already */
 	ra_log(RA_LOG_WARN, "sandbox.timeout", "the sandbox's time is up");
 	ra_event_meta m = {.name = "sandbox.timeout"};
 	ra_events_emit(&m, 1, fill_timeout, NULL);
@@ -549,9 +577,9 @@ void ra_lifecycle_shutdown(void)
 {
 	ev_timer_stop(agent->loop, &limits.idle_timer);
 	ev_timer_stop(agent->loop, &limits.deadline_timer);
-	ev_timer_stop(agent->loop, &shutdown_state.sweep.grace);
+	ev_timer_stop(agent->loop, &shutdown_state.sweep.deadline);
 	ev_timer_stop(agent->loop, &shutdown_state.sweep.check);
-	ev_timer_stop(agent->loop, &reset.sweep.grace);
+	ev_timer_stop(agent->loop, &reset.sweep.deadline);
 	ev_timer_stop(agent->loop, &reset.sweep.check);
 	reset_free_keep();
 	maybe_power_off();

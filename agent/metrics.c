@@ -334,15 +334,20 @@ static void fill_cost(ra_enc *e, const void *ctx)
 	ra_enc_f64(e, cpu_s * c->cost_cpu_second + mib_s * c->cost_mib_second + seconds * c->cost_runtime_second);
 }
 
-static void on_cost_timer(struct ev_loop *loop, ev_timer *t, int revents)
+static void emit_cost(void)
 {
-	(void)loop, (void)t, (void)revents;
 	sample now;
 	take_sample(&now);
 	sample_pair p = {&now, &cost_start};
 	ra_event_meta m = {.name = "cost.runtime"};
 	ra_events_emit(&m, 5, fill_cost, &p);
 	cost_start = now;
+}
+
+static void on_cost_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop, (void)t, (void)revents;
+	emit_cost();
 }
 
 static void arm(ev_timer *t, uint64_t every_ms)
@@ -361,8 +366,11 @@ void ra_metrics_set_intervals(uint64_t metrics_ms, uint64_t cost_ms)
 		arm(&metrics_timer, metrics_ms);
 	}
 	if (cost_ms != UINT64_MAX) {
+		if (ev_is_active(&cost_timer))
+			emit_cost(); /* the interval so far, so that no usage goes unbilled */
+		else
+			take_sample(&cost_start);
 		cost_every_ms = cost_ms;
-		take_sample(&cost_start);
 		arm(&cost_timer, cost_ms);
 	}
 }

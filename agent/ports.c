@@ -284,9 +284,21 @@ static void answer_listening_waiters(void)
 
 /* ---- scanning ---- */
 
+/* Owners are looked for among the agent's descendants only (in a sandbox, every process): a host with
+ * thousands of processes must not stall the loop. Listed once per scan, when a new listener needs it. */
+static struct {
+	pid_t pids[4096];
+	size_t n;
+	bool listed;
+} owners;
+
 static void note_owner(port_entry *p, const ra_listener *l)
 {
-	p->pid = ra_socket_owner(l->inode);
+	if (!owners.listed) {
+		owners.n = ra_procmgr_descendants(owners.pids, sizeof(owners.pids) / sizeof(owners.pids[0]));
+		owners.listed = true;
+	}
+	p->pid = ra_socket_owner(l->inode, owners.pids, owners.n);
 	p->command[0] = '\0';
 	if (p->pid)
 		ra_process_cmdline(p->pid, p->command, sizeof(p->command));
@@ -318,6 +330,7 @@ static void scan_now(void)
 	}
 	for (size_t i = 0; i < nports; i++)
 		ports[i].seen = false;
+	owners.listed = false;
 	for (int i = 0; i < n; i++)
 		note_listener(&scan_buf[i]);
 	for (size_t i = 0; i < nports;) {
@@ -364,11 +377,11 @@ void ra_ports_kick(void)
 static ra_err port_arg(const ra_request *req, uint16_t *port, ra_why *why)
 {
 	uint64_t v = 0;
-	ra_err rc = ra_arg_u64(req, "port", true, UINT64_MAX, &v, why);
+	ra_err rc = ra_arg_u64(req, "port", true, 65535, &v, why);
 	if (rc)
 		return rc;
-	if (v == 0 || v > 65535)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "port must be between 1 and 65535, got %llu", (unsigned long long)v);
+	if (v == 0)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "port must be between 1 and 65535, got 0");
 	*port = (uint16_t)v;
 	return RA_OK;
 }

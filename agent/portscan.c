@@ -1,5 +1,7 @@
 #include "portscan.h"
 
+#include "../proto/ra_limits.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -154,16 +156,17 @@ bool ra_listener_is_loopback(const ra_listener *l)
 
 /* ---- owners ---- */
 
-static bool fd_dir_holds(const char *pid, const char *want)
+static bool fd_dir_holds(pid_t pid, const char *want, unsigned *budget)
 {
 	char path[64], link[64];
-	snprintf(path, sizeof(path), "/proc/%s/fd", pid);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	DIR *d = opendir(path);
 	if (!d)
 		return false;
 	bool found = false;
 	struct dirent *de;
-	while (!found && (de = readdir(d))) {
+	while (!found && *budget && (de = readdir(d))) {
+		--*budget;
 		char fdpath[300];
 		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
 		ssize_t n = readlink(fdpath, link, sizeof(link) - 1);
@@ -176,23 +179,15 @@ static bool fd_dir_holds(const char *pid, const char *want)
 	return found;
 }
 
-pid_t ra_socket_owner(uint64_t inode)
+pid_t ra_socket_owner(uint64_t inode, const pid_t *candidates, size_t n)
 {
 	char want[48];
+	unsigned budget = RA_PORT_OWNER_MAX_LINKS; /* the loop waits meanwhile: bounded */
 	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)inode);
-	DIR *proc = opendir("/proc");
-	if (!proc)
-		return 0;
-	pid_t owner = 0;
-	struct dirent *de;
-	while (!owner && (de = readdir(proc))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		if (fd_dir_holds(de->d_name, want))
-			owner = (pid_t)strtol(de->d_name, NULL, 10);
-	}
-	closedir(proc);
-	return owner;
+	for (size_t i = 0; i < n && budget; i++)
+		if (fd_dir_holds(candidates[i], want, &budget))
+			return candidates[i];
+	return 0;
 }
 
 void ra_process_cmdline(pid_t pid, char *buf, size_t cap)

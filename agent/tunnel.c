@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../proto/ra_limits.h"
+#include "lifecycle.h"
 #include "log.h"
 
 typedef struct chunk {
@@ -179,7 +180,7 @@ static void on_port_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)loop, (void)revents;
 	tunnel *t = (tunnel *)((char *)w - offsetof(tunnel, rio));
-	static uint8_t buf[RA_STREAM_CHUNK_BYTES];
+	static uint8_t buf[RA_TUNNEL_READ_BYTES];
 	if (queue_full(t->s)) {
 		set_reading(t, false); /* ra_tunnel_session_drained resumes */
 		return;
@@ -199,6 +200,7 @@ static void on_port_readable(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	t->bytes_out += (uint64_t)n;
+	ra_lifecycle_touch(); /* data through a tunnel is activity: not idle */
 	ra_enc e;
 	ra_session_enc_init_sized(t->s, &e, (size_t)n + 32);
 	begin_tunnel_msg(&e, t, 1);
@@ -401,11 +403,11 @@ static void set_addr(struct sockaddr_storage *ss, int family, const void *ip, ui
 static ra_err read_target(const ra_request *req, tunnel *t, ra_why *why)
 {
 	uint64_t port = 0;
-	ra_err rc = ra_arg_u64(req, "port", true, UINT64_MAX, &port, why);
+	ra_err rc = ra_arg_u64(req, "port", true, 65535, &port, why);
 	if (rc)
 		return rc;
-	if (port == 0 || port > 65535)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "port must be between 1 and 65535, got %llu", (unsigned long long)port);
+	if (port == 0)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "port must be between 1 and 65535, got 0");
 	t->port = (uint16_t)port;
 	char *host = NULL;
 	if ((rc = ra_arg_cstr(req, "host", false, 63, &host, why)))
@@ -453,8 +455,9 @@ ra_err ra_op_port_connect(ra_session *s, const ra_request *req, ra_enc *reply, r
 	t->connect_req = req->id;
 	t->next = tunnels;
 	tunnels = t;
-	ev_timer_init(&t->connect_timer, on_connect_timeout, timeout_ms ? (double)timeout_ms / 1000.0 : 1e-3, 0.);
-	ev_timer_start(agent->loop, &t->connect_timer);
+	ev_timer_init(&t->connect_timer, on_connect_timeout, (double)timeout_ms / 1000.0, 0.);
+	if (timeout_ms) /* 0: as long as the kernel tries */
+		ev_timer_start(agent->loop, &t->connect_timer);
 	connect_next(t);
 	return RA_REPLY_LATER;
 }
@@ -489,7 +492,16 @@ ra_err ra_op_port_send(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 			       "tunnel %u: %zu bytes are waiting for the port already; wait for the replies of earlier sends",
 			       t->id, t->queued);
 	bool answered = true;
-	if (len && queue_bytes(t, data, len, req->id, &answered))
+	size_t written = 0;
+	if (len && !t->q_head) { /* straight to the port when nothing waits: no copy */
+		ssize_t n = write(t->fd, data, len);
+		if (n > 0) {
+			written = (size_t)n;
+			t->bytes_in += written;
+			ra_lifecycle_touch();
+		}
+	}
+	if (len > written && queue_bytes(t, data + written, len - written, req->id, &answered))
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	t->client_eof = t->client_eof || eof;
 	if (!answered) { /* the queued chunk owns the reply now: sent when written, or an error if the tunnel ends */

@@ -221,7 +221,7 @@ static ra_err read_add_args(const ra_request *req, add_args *a, ra_why *why)
 	a->spec.path = a->path;
 	ra_err rc;
 	if ((rc = read_path(req, a->path, why)) || (rc = ra_arg_bool(req, "recursive", &a->spec.recursive, why)) ||
-	    (rc = read_mode(req, a, why)) || (rc = ra_arg_u64(req, "pollMs", false, UINT64_MAX, &poll_ms, why)) ||
+	    (rc = read_mode(req, a, why)) || (rc = ra_arg_u64(req, "pollMs", false, RA_WATCH_POLL_MS_MAX, &poll_ms, why)) ||
 	    (rc = read_exclude(req, a, why)))
 		return rc;
 	if (poll_ms < RA_WATCH_POLL_MS_MIN || poll_ms > RA_WATCH_POLL_MS_MAX)

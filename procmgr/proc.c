@@ -167,10 +167,10 @@ size_t ra_procmgr_descendants(pid_t *out, size_t cap)
 unsigned ra_procmgr_signal_all(int sig)
 {
 	static pid_t pids[65536];
+	for (ra_proc *p = table_head; p; p = p->next) /* whole groups at once, and their end reason */
+		if (p->state != RA_PROC_DONE)
+			ra_proc_signal(p, sig, true, RA_END_KILLED);
 	unsigned n = 0;
-	for (ra_proc *p = table_head; p; p = p->next)
-		if (p->state != RA_PROC_DONE && kill(-p->pid, sig) == 0)
-			n++;
 	size_t count = ra_procmgr_descendants(pids, sizeof(pids) / sizeof(pids[0]));
 	for (size_t i = 0; i < count; i++)
 		n += kill(pids[i], sig) == 0;

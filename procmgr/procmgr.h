@@ -127,8 +127,8 @@ unsigned long ra_procmgr_orphans_reaped(void);
 bool ra_procmgr_has_children(void);
 /* The pids below the agent (children, theirs, and adopted orphans), up to cap; from /proc. */
 size_t ra_procmgr_descendants(pid_t *out, size_t cap);
-/* sig to every live process group of the table and to every descendant (daemons that left their group
- * included); the number of successful kill() calls. */
+/* sig to every live process group of the table (their end reason: killed) and to every descendant
+ * (daemons that left their group included); how many descendants were signalled. */
 unsigned ra_procmgr_signal_all(int sig);
 /* Frees the finished processes nobody references, with their retained output; how many. */
 unsigned ra_procmgr_forget_done(void);

@@ -70,6 +70,16 @@ ra_err ra_err_from_errno(int err)
 	case ENOSYS:
 	case EOPNOTSUPP:
 		return RA_ERR_UNSUPPORTED;
+	/* the other end of a connection went away or cannot be reached: worth another try */
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case EPIPE:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ENETDOWN:
+	case EADDRNOTAVAIL:
+		return RA_ERR_UNAVAILABLE;
 	default:
 		return RA_ERR_INTERNAL;
 	}

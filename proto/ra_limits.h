@@ -46,7 +46,7 @@
 #define RA_OUTPUT_BUFFER_BYTES_MAX (64u << 20)
 #define RA_MAX_PROCESSES_DEFAULT 1024u
 #define RA_PROC_RETAINED_DONE 256u       /* finished processes kept for status and reattach */
-#define RA_PROC_RETAINED_OUTPUT_BYTES (64u << 20) /* and their output, all together */
+#define RA_PROC_RETAINED_OUTPUT_BYTES (16u << 20) /* and their output, all together */
 #define RA_AGENT_NICE (-10)             /* the agent's scheduling priority when it runs as root */
 #define RA_KILL_GRACE_MS 2000u           /* SIGTERM, then SIGKILL after this */
 #define RA_STDIN_QUEUE_BYTES (1u << 20)  /* stdin queued for a process that does not read */
@@ -76,7 +76,7 @@
 #define RA_EVENT_RING_EVENTS_DEFAULT 65536u
 #define RA_EVENT_RING_EVENTS_MIN 16u
 #define RA_EVENT_RING_EVENTS_MAX (1u << 22)
-#define RA_EVENT_RING_BYTES_DEFAULT (16u << 20)
+#define RA_EVENT_RING_BYTES_DEFAULT (8u << 20)
 #define RA_EVENT_RING_BYTES_MIN (64u << 10)
 #define RA_EVENT_RING_BYTES_MAX (1u << 30)
 /* Events move into a connection's queue while it holds less than this; the rest wait in the ring. Above
@@ -91,9 +91,11 @@
 #define RA_PORT_SCAN_MS_MIN 10u
 #define RA_PORT_SCAN_MS_MAX 60000u
 #define RA_PORTS_SCAN_MAX 4096          /* listening sockets one scan reads */
+#define RA_PORT_OWNER_MAX_LINKS 20000u  /* fd links read to find who listens */
 #define RA_PORT_WAIT_MAX_MS (3600u * 1000) /* port.expose waitMs */
 #define RA_PORT_URL_TEMPLATE_MAX 512
 /* Tunnels (port.connect). */
+#define RA_TUNNEL_READ_BYTES ((256u << 10) - 64) /* read from a port at a time: one message, one frame */
 #define RA_TUNNEL_WINDOW_BYTES (1u << 20) /* port.send is answered once less than this waits for the port */
 #define RA_TUNNEL_QUEUE_MAX (16u << 20)   /* past this a port.send is refused */
 #define RA_TUNNEL_CONNECT_MS_DEFAULT 5000u

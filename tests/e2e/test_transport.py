@@ -244,11 +244,16 @@ def test_message_past_the_hard_ceiling_closes_with_1009(make_agent):
     ws = a.ws()
     chunk = b"\x00" * 65536
     ws.send_frame(OP_BINARY, chunk, fin=False)
-    with pytest.raises(Closed) as closed:
-        for _ in range(8):
-            ws.send_frame(OP_CONT, chunk, fin=False)
-        ws.recv_msg()
-    assert closed.value.code == 1009
+    try:
+        with pytest.raises(Closed) as closed:
+            for _ in range(8):
+                ws.send_frame(OP_CONT, chunk, fin=False)
+            ws.recv_msg()
+        assert closed.value.code == 1009
+    except (BrokenPipeError, ConnectionResetError):
+        # The agent closed while this client was still sending: the kernel answers the unread rest with a
+        # reset, which may come before the close frame is read. The log says why it closed.
+        assert any("session.too_large" in line for line in a.log_lines())
     assert a.ws().call("ping")["pong"]  # others are unaffected
 
 

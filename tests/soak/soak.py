@@ -5,7 +5,8 @@ its resource use. Not part of the test command (`make soak` runs it).
 Every round, on fresh and long-lived connections: execs (foreground, background, killed, streamed), file
 writes, reads, listings, uploads and deletes, watch events, a tunnel, port scans, subscriptions, and clients
 that vanish mid-operation. The agent's RSS and open fds are sampled each round; after a warm-up (a quarter of
-the run) the last samples must be within a small margin of the warm-up's: flat, not growing."""
+the run: the event ring and the output kept of finished processes, 8 + 16 MiB by default, fill by then) the
+last samples must be within a small margin of the warm-up's: flat, not growing."""
 import hashlib
 import os
 import re

@@ -276,6 +276,8 @@ static void test_error_table(void)
 	CHECK_INT(ra_err_from_errno(EACCES), RA_ERR_PERMISSION_DENIED);
 	CHECK_INT(ra_err_from_errno(ENOSPC), RA_ERR_RESOURCE_EXHAUSTED);
 	CHECK_INT(ra_err_from_errno(EIO), RA_ERR_INTERNAL);
+	CHECK_INT(ra_err_from_errno(ECONNRESET), RA_ERR_UNAVAILABLE);
+	CHECK_INT(ra_err_from_errno(ECONNREFUSED), RA_ERR_UNAVAILABLE);
 	for (int c = 0; c < RA_ERR__COUNT; c++)
 		CHECK(ra_err_name((ra_err)c) != NULL && ra_err_name((ra_err)c)[0]);
 }
