@@ -123,11 +123,11 @@ static bool is_inside(const char *inner, const char *outer)
 	return strncmp(inner, outer, n) == 0 && inner[n] == '/';
 }
 
-static wroot *find_overlap(const char *path, bool recursive)
+static wroot *find_overlap(const char *path, bool recursive, const struct stat *st)
 {
 	for (wroot *r = ra_watch_g.roots; r; r = r->next)
-		if (strcmp(r->path, path) == 0 || (r->recursive && is_inside(path, r->path)) ||
-		    (recursive && is_inside(r->path, path)))
+		if (strcmp(r->path, path) == 0 || (r->dev == st->st_dev && r->ino == st->st_ino) ||
+		    (r->recursive && is_inside(path, r->path)) || (recursive && is_inside(r->path, path)))
 			return r;
 	return NULL;
 }
@@ -217,7 +217,7 @@ int ra_watch_add(const ra_watch_spec *spec, uint32_t *id)
 		return -ENOTDIR;
 	if (spec->mode == RA_WATCH_INOTIFY && !ra_watch_g.inotify_ok)
 		return -ENOSYS;
-	wroot *other = find_overlap(spec->path, spec->recursive);
+	wroot *other = find_overlap(spec->path, spec->recursive, &st);
 	if (other) {
 		*id = other->id;
 		return -EEXIST;
@@ -229,6 +229,8 @@ int ra_watch_add(const ra_watch_spec *spec, uint32_t *id)
 	if (rc)
 		return rc;
 	r->id = ++ra_watch_g.next_id;
+	r->dev = st.st_dev;
+	r->ino = st.st_ino;
 	rc = r->mode == RA_WATCH_POLL ? poll_root_start(r) : inotify_root_start(r);
 	if (rc) {
 		if (rc == -EEXIST)

@@ -2,6 +2,8 @@
 #ifndef RA_WATCH_INTERNAL_H
 #define RA_WATCH_INTERNAL_H
 
+#include <sys/types.h>
+
 #include "watch.h"
 
 typedef struct wroot wroot;
@@ -29,6 +31,8 @@ struct wroot {
 	char **exclude;
 	unsigned exclude_count;
 	uint32_t dirs;
+	dev_t dev;        /* the root directory itself: the same one reached by another path is an overlap */
+	ino_t ino;
 	wnode *top;       /* inotify */
 	poll_state *poll; /* poll */
 };

@@ -322,6 +322,8 @@ def test_watch_bad_input(agent, tmp_path):
     assert "overlaps watch 1" in expect_error(ws.request("watch.add", path=agent.workdir + "/inner"), "ALREADY_EXISTS")
     os.symlink(agent.workdir, str(tmp_path / "alias"))
     assert "overlaps watch 1" in expect_error(ws.request("watch.add", path=str(tmp_path / "alias")), "ALREADY_EXISTS")
+    assert "overlaps watch 1" in expect_error(ws.request("watch.add", path=str(tmp_path / "alias"), mode="poll"),
+                                              "ALREADY_EXISTS")  # whatever the mode
     expect_error(ws.request("watch.remove", watch=99), "NOT_FOUND")
     expect_error(ws.request("watch.remove", path="/nowhere"), "NOT_FOUND")
     expect_error(ws.request("watch.remove"), "INVALID_CONFIG")
