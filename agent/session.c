@@ -63,6 +63,13 @@ static void rx_begin(ra_session *s, bool binary)
 
 ra_rx_result ra_session_rx(ra_session *s, const void *data, size_t len, bool binary, bool final)
 {
+	if (!s->in_message && final && binary && len <= s->max_message) {
+		/* The whole message in one piece, the usual case: used where it lies, not copied. */
+		s->messages_in++;
+		s->message = data;
+		s->message_len = len;
+		return RA_RX_MESSAGE;
+	}
 	if (!s->in_message)
 		rx_begin(s, binary);
 	s->inbox_total += len;
@@ -82,12 +89,16 @@ ra_rx_result ra_session_rx(ra_session *s, const void *data, size_t len, bool bin
 	s->messages_in++;
 	if (s->inbox_text)
 		return RA_RX_TEXT;
+	s->message = ra_buf_payload(&s->inbox);
+	s->message_len = s->inbox.len;
 	return s->inbox_oversize ? RA_RX_TOO_LARGE : RA_RX_MESSAGE;
 }
 
 void ra_session_rx_done(ra_session *s)
 {
 	s->in_message = false;
+	s->message = NULL;
+	s->message_len = 0;
 	if (s->inbox.alloc > INBOX_KEEP_BYTES)
 		ra_buf_free(&s->inbox);
 	else

@@ -34,6 +34,8 @@ struct ra_session {
 	uint64_t hard_ceiling;
 
 	/* inbound reassembly */
+	const uint8_t *message; /* after RA_RX_MESSAGE: the message (in the inbox, or where it arrived whole) */
+	size_t message_len;
 	ra_buf inbox;
 	bool in_message;
 	bool inbox_text;
@@ -58,7 +60,7 @@ struct ra_session {
 
 typedef enum {
 	RA_RX_MORE,            /* wait for more fragments */
-	RA_RX_MESSAGE,         /* inbox holds one complete binary message */
+	RA_RX_MESSAGE,         /* message / message_len is one complete binary message, until ra_session_rx_done */
 	RA_RX_TEXT,            /* a text message was received (and discarded) */
 	RA_RX_TOO_LARGE,       /* a message over max_message was received (and discarded) */
 	RA_RX_CLOSE_TOO_LARGE, /* past the hard ceiling: close with 1009 */

@@ -205,7 +205,7 @@ static int on_receive(struct lws *wsi, conn *c, const void *in, size_t len)
 	case RA_RX_MORE:
 		return 0;
 	case RA_RX_MESSAGE:
-		ra_dispatch_message(s, ra_buf_payload(&s->inbox), s->inbox.len);
+		ra_dispatch_message(s, s->message, s->message_len);
 		break;
 	case RA_RX_TEXT:
 		ra_session_send_error(s, false, 0, RA_ERR_INVALID_MESSAGE,

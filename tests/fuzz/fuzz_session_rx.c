@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r == RA_RX_CLOSE_TOO_LARGE)
 			break;
 		if (r != RA_RX_MORE) {
-			if (r == RA_RX_MESSAGE && s.inbox.len > s.max_message)
+			if (r == RA_RX_MESSAGE && s.message_len > s.max_message)
 				__builtin_trap();
 			ra_session_send_error(&s, false, 0, RA_ERR_INVALID_MESSAGE, "fuzz");
 			ra_session_rx_done(&s);

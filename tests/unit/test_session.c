@@ -19,10 +19,12 @@ static void test_reassembly(void)
 	CHECK_INT(ra_session_rx(&s, "cd", 2, false /* continuation frames keep the message's type */, false), RA_RX_MORE);
 	CHECK_INT(ra_session_rx(&s, "e", 1, true, true), RA_RX_MESSAGE);
 	CHECK_INT(s.inbox.len, 5);
+	CHECK_INT(s.message_len, 5);
 	CHECK(memcmp(ra_buf_payload(&s.inbox), "abcde", 5) == 0);
 	ra_session_rx_done(&s);
 	CHECK_INT(ra_session_rx(&s, "x", 1, true, true), RA_RX_MESSAGE);
-	CHECK_INT(s.inbox.len, 1);
+	CHECK_INT(s.message_len, 1);
+	CHECK_INT(s.inbox.len, 0); /* whole in one piece: not copied */
 	ra_session_rx_done(&s);
 	CHECK_INT(s.messages_in, 2);
 	ra_session_destroy(&s);
