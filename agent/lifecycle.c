@@ -96,6 +96,10 @@ static void sweep_start(sweep *w, uint32_t grace_ms, void (*done)(void))
 	w->killing = false;
 	w->killed = 0;
 	w->signalled = ra_procmgr_signal_all(SIGTERM);
+	if (!w->signalled && nothing_left()) {
+		done(); /* nothing runs: no grace to wait for */
+		return;
+	}
 	ev_timer_init(&w->deadline, on_sweep_deadline, grace_ms / 1000.0, 0.);
 	ev_timer_init(&w->check, on_sweep_check, REAP_CHECK_S, REAP_CHECK_S);
 	ev_timer_start(agent->loop, &w->deadline);
@@ -129,6 +133,7 @@ static void shutdown_swept(void)
 {
 	int64_t t0 = clock_ms(CLOCK_MONOTONIC);
 	sync();
+	ra_metrics_flush(); /* the last, partial, cost interval */
 	ra_log(RA_LOG_INFO, "agent.shutdown", "processes ended (%u sent SIGTERM, %u SIGKILL), synced in %lld ms",
 	       shutdown_state.sweep.signalled, shutdown_state.sweep.killed, (long long)(clock_ms(CLOCK_MONOTONIC) - t0));
 	ra_event_meta m = {.name = "sandbox.terminated"};

@@ -375,6 +375,12 @@ void ra_metrics_set_intervals(uint64_t metrics_ms, uint64_t cost_ms)
 	}
 }
 
+void ra_metrics_flush(void)
+{
+	if (ev_is_active(&cost_timer))
+		emit_cost();
+}
+
 void ra_metrics_intervals(uint64_t *metrics_ms, uint64_t *cost_ms)
 {
 	*metrics_ms = metrics_every_ms;

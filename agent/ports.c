@@ -377,11 +377,9 @@ void ra_ports_kick(void)
 static ra_err port_arg(const ra_request *req, uint16_t *port, ra_why *why)
 {
 	uint64_t v = 0;
-	ra_err rc = ra_arg_u64(req, "port", true, 65535, &v, why);
+	ra_err rc = ra_arg_u64_range(req, "port", true, 1, 65535, &v, why);
 	if (rc)
 		return rc;
-	if (v == 0)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "port must be between 1 and 65535, got 0");
 	*port = (uint16_t)v;
 	return RA_OK;
 }

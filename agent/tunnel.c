@@ -403,11 +403,9 @@ static void set_addr(struct sockaddr_storage *ss, int family, const void *ip, ui
 static ra_err read_target(const ra_request *req, tunnel *t, ra_why *why)
 {
 	uint64_t port = 0;
-	ra_err rc = ra_arg_u64(req, "port", true, 65535, &port, why);
+	ra_err rc = ra_arg_u64_range(req, "port", true, 1, 65535, &port, why);
 	if (rc)
 		return rc;
-	if (port == 0)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "port must be between 1 and 65535, got 0");
 	t->port = (uint16_t)port;
 	char *host = NULL;
 	if ((rc = ra_arg_cstr(req, "host", false, 63, &host, why)))
@@ -495,6 +493,11 @@ ra_err ra_op_port_send(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	size_t written = 0;
 	if (len && !t->q_head) { /* straight to the port when nothing waits: no copy */
 		ssize_t n = write(t->fd, data, len);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			uint32_t id = t->id;
+			tunnel_end(t, errno); /* the port went away: its closed message says why */
+			return ra_fail(why, RA_ERR_UNAVAILABLE, "tunnel %u closed", id);
+		}
 		if (n > 0) {
 			written = (size_t)n;
 			t->bytes_in += written;

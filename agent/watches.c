@@ -221,12 +221,9 @@ static ra_err read_add_args(const ra_request *req, add_args *a, ra_why *why)
 	a->spec.path = a->path;
 	ra_err rc;
 	if ((rc = read_path(req, a->path, why)) || (rc = ra_arg_bool(req, "recursive", &a->spec.recursive, why)) ||
-	    (rc = read_mode(req, a, why)) || (rc = ra_arg_u64(req, "pollMs", false, RA_WATCH_POLL_MS_MAX, &poll_ms, why)) ||
+	    (rc = read_mode(req, a, why)) || (rc = ra_arg_u64_range(req, "pollMs", false, RA_WATCH_POLL_MS_MIN, RA_WATCH_POLL_MS_MAX, &poll_ms, why)) ||
 	    (rc = read_exclude(req, a, why)))
 		return rc;
-	if (poll_ms < RA_WATCH_POLL_MS_MIN || poll_ms > RA_WATCH_POLL_MS_MAX)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "pollMs must be between %u and %u", RA_WATCH_POLL_MS_MIN,
-			       RA_WATCH_POLL_MS_MAX);
 	a->spec.poll_ms = (uint32_t)poll_ms;
 	return RA_OK;
 }

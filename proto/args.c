@@ -38,16 +38,22 @@ static const msgpack_object *arg(const ra_request *req, const char *key)
 
 static ra_err missing(ra_why *why, const char *key) { return ra_fail(why, RA_ERR_INVALID_CONFIG, "%s is required", key); }
 
-ra_err ra_arg_u64(const ra_request *req, const char *key, bool required, uint64_t max, uint64_t *out, ra_why *why)
+ra_err ra_arg_u64_range(const ra_request *req, const char *key, bool required, uint64_t min, uint64_t max,
+			uint64_t *out, ra_why *why)
 {
 	const msgpack_object *o = arg(req, key);
 	if (!o)
 		return required ? missing(why, key) : RA_OK;
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
-		return ra_fail(why, RA_ERR_INVALID_CONFIG, "%s must be an integer from 0 to %llu", key,
-			       (unsigned long long)max);
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 < min || o->via.u64 > max)
+		return ra_fail(why, RA_ERR_INVALID_CONFIG, "%s must be an integer from %llu to %llu", key,
+			       (unsigned long long)min, (unsigned long long)max);
 	*out = o->via.u64;
 	return RA_OK;
+}
+
+ra_err ra_arg_u64(const ra_request *req, const char *key, bool required, uint64_t max, uint64_t *out, ra_why *why)
+{
+	return ra_arg_u64_range(req, key, required, 0, max, out, why);
 }
 
 ra_err ra_arg_bool(const ra_request *req, const char *key, bool *out, ra_why *why)

@@ -115,6 +115,9 @@ ra_err ra_fail(ra_why *why, ra_err code, const char *fmt, ...) __attribute__((fo
 /* Typed access to a request's arguments. Each returns RA_OK, or RA_ERR_INVALID_CONFIG with a message naming
  * the key. `required` false: an absent (or nil) key leaves *out untouched. */
 ra_err ra_arg_u64(const ra_request *req, const char *key, bool required, uint64_t max, uint64_t *out, ra_why *why);
+/* The same, from min: "KEY must be an integer from MIN to MAX". */
+ra_err ra_arg_u64_range(const ra_request *req, const char *key, bool required, uint64_t min, uint64_t max,
+			uint64_t *out, ra_why *why);
 ra_err ra_arg_bool(const ra_request *req, const char *key, bool *out, ra_why *why);
 /* A str without NUL bytes, copied NUL-terminated (malloc'd; *out stays NULL when absent). */
 ra_err ra_arg_cstr(const ra_request *req, const char *key, bool required, size_t max_len, char **out,

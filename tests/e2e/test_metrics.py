@@ -98,3 +98,19 @@ def test_bad_metrics_configuration():
                  ["--metrics-interval-ms", "-1"]):
         r = subprocess.run([AGENT_BIN, "--insecure-no-auth", *args], capture_output=True, timeout=10)
         assert r.returncode == 2 and b"invalid configuration" in r.stderr, (args, r.stderr)
+
+
+def test_the_last_partial_interval_is_billed_at_shutdown(make_agent):
+    agent = make_agent(args=["--cost-interval-ms", "600000", "--cost-rates", "runtime=1"])
+    ws = agent.ws()
+    ws.call("subscribe", events=["cost.runtime", "sandbox.terminated"])
+    time.sleep(0.3)
+    ws.call("shutdown", graceMs=0)
+    got = []
+    while not got or got[-1]["event"] != "sandbox.terminated":
+        m = ws.recv_msg()
+        if m.get("type") == "event":
+            got.append(m)
+    assert [m["event"] for m in got] == ["cost.runtime", "sandbox.terminated"]
+    assert 250 <= got[0]["intervalMs"] < 5000 and abs(got[0]["cost"]["runtime"] - got[0]["intervalMs"] / 1000) < 0.01
+    assert agent.proc.wait(timeout=5) == 0
