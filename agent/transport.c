@@ -285,17 +285,19 @@ static int on_writable(struct lws *wsi, conn *c)
 		return 0;
 	}
 	size_t budget = RA_WS_FRAGMENT_BYTES;
+	bool choked = false;
 	do {
 		long n = write_head(wsi, s, m);
 		if (n < 0)
 			return -1;
 		budget = (size_t)n < budget ? budget - (size_t)n : 0;
 		m = ra_session_out_head(s);
-	} while (m && budget && m->len - m->sent <= budget && !lws_send_pipe_choked(wsi));
+	} while (m && budget && m->len - m->sent <= budget && !(choked = lws_send_pipe_choked(wsi)));
 	/* The socket took more bytes: a peer that only reads, slowly (a long download), is alive as long as its
 	 * kernel keeps acknowledging them. A dead one stops that once the buffers are full. */
 	lws_validity_confirmed(wsi);
-	watch_progress();
+	if (choked || ra_session_out_head(s))
+		watch_progress(); /* the socket is full: the peer may take a while (PINGs wait behind the data) */
 	update_rx_flow(wsi, c);
 	if (s->out_bytes < RA_STREAM_QUEUE_HIGH / 2)
 		ra_dispatch_session_drained(s);

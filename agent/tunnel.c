@@ -180,12 +180,25 @@ static void on_port_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)loop, (void)revents;
 	tunnel *t = (tunnel *)((char *)w - offsetof(tunnel, rio));
-	static uint8_t buf[RA_TUNNEL_READ_BYTES];
 	if (queue_full(t->s)) {
 		set_reading(t, false); /* ra_tunnel_session_drained resumes */
 		return;
 	}
-	ssize_t n = read(t->fd, buf, sizeof(buf));
+	/* Read straight into the message, behind its header: {type, tunnel, data: bin32}. */
+	ra_enc e;
+	ra_session_enc_init_sized(t->s, &e, RA_TUNNEL_READ_BYTES + 64);
+	begin_tunnel_msg(&e, t, 1);
+	ra_enc_str(&e, "data");
+	size_t at = e.buf.len;
+	if (ra_buf_reserve(&e.buf, at + 5 + RA_TUNNEL_READ_BYTES)) {
+		ra_enc_free(&e);
+		tunnel_end(t, ENOMEM);
+		return;
+	}
+	uint8_t *bin = ra_buf_payload(&e.buf) + at;
+	ssize_t n = read(t->fd, bin + 5, RA_TUNNEL_READ_BYTES);
+	if (n <= 0)
+		ra_enc_free(&e);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			tunnel_end(t, errno);
@@ -201,11 +214,10 @@ static void on_port_readable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	t->bytes_out += (uint64_t)n;
 	ra_lifecycle_touch(); /* data through a tunnel is activity: not idle */
-	ra_enc e;
-	ra_session_enc_init_sized(t->s, &e, (size_t)n + 32);
-	begin_tunnel_msg(&e, t, 1);
-	ra_enc_str(&e, "data");
-	ra_enc_bin(&e, buf, (size_t)n);
+	bin[0] = 0xc6; /* msgpack bin 32, then the length big-endian */
+	for (int i = 0; i < 4; i++)
+		bin[1 + i] = (uint8_t)((uint64_t)n >> (24 - 8 * i));
+	e.buf.len = at + 5 + (size_t)n;
 	ra_session_send(t->s, &e);
 }
 

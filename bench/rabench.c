@@ -62,6 +62,12 @@
  *                                             one idle child through the agent, then COUNT listeners, each timed
  *                                             from listen() to its port.opened: p50 p99 min mean ms, the agent's
  *                                             wake-ups/s and CPU µs/s with that child
+ *   cmdrtt WARMUP COUNT PROG [ARG...]         PROG run and awaited COUNT times after WARMUP, each must exit 0
+ *                                             (ssh ... true): p50 p99 min mean, µs
+ *   cmdcopy BYTES SERVER_PID PROG [ARG...]    one run of a transfer tool (scp, sftp), start to exit: MiB/s,
+ *                                             CPU ms of SERVER_PID's reaped children, the tool's CPU ms
+ *   wsstream PORT BYTES SERVER_PID            a WebSocket to websocketd (which starts its command for it),
+ *                                             its binary messages counted until it closes: as stream
  *
  * TOKEN "-" means the peer is the TCP echo server: same frames, no handshake. CPU -1: no pinning. */
 #define _GNU_SOURCE
@@ -2115,6 +2121,195 @@ static int cmd_portlat(char **argv)
 	return 0;
 }
 
+/* ---- other servers: OpenSSH and websocketd ---- */
+
+/* utime+stime of the waited-for children of a process, in clock ticks (10 ms): what sshd's per-connection
+ * processes cost, since the listener reaps them (and they their own children) once they are done. */
+static double proc_children_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	long cut, cst;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %ld %ld", &cut, &cst) != 2)
+		die("cannot read %s", path);
+	return (double)(cut + cst);
+}
+
+/* Waits (up to 5 s) until pid has no child left: the connection's server side has ended and been reaped. */
+static void wait_childless(pid_t pid)
+{
+	char path[80], buf[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	for (int i = 0; i < 500; i++) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+		if (f)
+			fclose(f);
+		if (!f || n == 0)
+			return;
+		sleep_ns(10000000);
+	}
+	die("pid %d still has children 5 s after its client ended", (int)pid);
+}
+
+/* Runs PROG ARG... (found through PATH) with stdin and stdout on /dev/null and our stderr, and waits for it;
+ * dies unless it exits 0. Returns its wall time in ns; adds its CPU, its reaped children's included (scp's
+ * ssh), to *cpu_s. */
+static uint64_t run_cmd(char **prog, double *cpu_s)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st;
+	struct rusage ru;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	uint64_t t0 = now_ns();
+	int rc = posix_spawnp(&pid, prog[0], &fa, NULL, prog, environ);
+	if (rc)
+		die("posix_spawnp %s: %s", prog[0], strerror(rc));
+	while (wait4(pid, &st, 0, &ru) < 0)
+		if (errno != EINTR)
+			die("wait4: %s", strerror(errno));
+	uint64_t t1 = now_ns();
+	posix_spawn_file_actions_destroy(&fa);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		die("%s failed: %s %d", prog[0], WIFEXITED(st) ? "exit code" : "signal",
+		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	*cpu_s += (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	return t1 - t0;
+}
+
+/* cmdrtt WARMUP COUNT PROG [ARG...]: the exec baseline through another tool (ssh ... true), run and awaited
+ * COUNT times after WARMUP; every run must exit 0. Prints p50 p99 min mean, µs, as exec does. */
+static int cmd_cmdrtt(char **argv)
+{
+	size_t warmup = num(argv[0], "warmup"), count = num(argv[1], "count");
+	uint64_t *lat = calloc(count, sizeof(*lat)), sum = 0;
+	uint64_t deadline = now_ns() + 120000000000u;
+	double cpu = 0;
+	if (!lat || !count)
+		die("cmdrtt: bad count or no memory");
+	for (size_t i = 0; i < warmup + count; i++) {
+		uint64_t ns = run_cmd(argv + 2, &cpu);
+		if (i >= warmup)
+			sum += lat[i - warmup] = ns;
+		if (now_ns() > deadline)
+			die("cmdrtt: over 120 s");
+	}
+	print_latencies(lat, count, sum);
+	return 0;
+}
+
+/* cmdcopy BYTES SERVER_PID PROG [ARG...]: a transfer through another tool (scp, sftp), timed from its start
+ * to its exit. Prints MiB/s, the CPU ms of SERVER_PID's children over the run (sshd's per-connection
+ * processes, the sftp-server and the shell included), and the tool's own CPU ms (ssh included). */
+static int cmd_cmdcopy(char **argv)
+{
+	uint64_t bytes = num(argv[0], "bytes");
+	pid_t server = (pid_t)num(argv[1], "pid");
+	double cpu = 0;
+	wait_childless(server); /* a connection before ours (a probe) must not count */
+	double srv0 = proc_children_ticks(server);
+	uint64_t ns = run_cmd(argv + 2, &cpu);
+	wait_childless(server);
+	double srv_ms = (proc_children_ticks(server) - srv0) / (double)sysconf(_SC_CLK_TCK) * 1e3;
+	printf("%.1f %.0f %.0f\n", mib_per_s(bytes, ns), srv_ms, cpu * 1e3);
+	return 0;
+}
+
+/* wsstream PORT BYTES SERVER_PID: the stream figure through websocketd, which starts its command for each
+ * WebSocket it accepts and sends the command's stdout as binary messages (in --binary mode), then closes.
+ * Timed from the upgrade request (which starts the command) until the close (frame or EOF); every data byte
+ * is counted, as stream does (zeros, not checked), and there must be exactly BYTES. Prints as stream. */
+static int cmd_wsstream(char **argv)
+{
+	uint16_t port = (uint16_t)num(argv[0], "port");
+	uint64_t bytes = num(argv[1], "bytes"), got = 0, messages = 0, left = 0; /* left: of the frame's payload */
+	static uint8_t buf[CONN_BIG_BUF_BYTES];
+	size_t off = 0, len = 0;
+	bool data_frame = false, fin = false;
+	int fd = tcp_connect(port);
+	if (fd < 0)
+		die("connect 127.0.0.1:%u: %s", port, strerror(errno));
+	char req[256];
+	int n = snprintf(req, sizeof(req),
+			 "GET / HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+			 port);
+	watch w;
+	watch_start(&w, (pid_t)num(argv[2], "pid"), "websocketd stream");
+	write_all(fd, req, (size_t)n);
+	for (char *eoh = NULL; !eoh;) { /* the 101 response; what follows its blank line is frames */
+		ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (r <= 0)
+			die("websocketd: no upgrade response");
+		len += (size_t)r;
+		buf[len] = 0;
+		if ((eoh = strstr((char *)buf, "\r\n\r\n")))
+			off = (size_t)(eoh + 4 - (char *)buf);
+	}
+	if (strncmp((char *)buf, "HTTP/1.1 101", 12) != 0)
+		die("websocketd refused the upgrade: %.*s", (int)strcspn((char *)buf, "\r\n"), (char *)buf);
+	for (bool closed = false; !closed;) {
+		if (left) { /* inside a payload: count what is here */
+			size_t take = len - off < left ? len - off : (size_t)left;
+			if (data_frame)
+				got += take;
+			off += take;
+			left -= take;
+			if (!left && data_frame && fin)
+				messages++;
+		} else if (len - off >= 2) { /* a frame header, if all of it is here */
+			uint8_t *p = buf + off;
+			size_t hdr = (p[1] & 0x7f) == 126 ? 4 : (p[1] & 0x7f) == 127 ? 10 : 2;
+			if (len - off >= hdr) {
+				int op = p[0] & 0x0f;
+				if (p[1] & 0x80)
+					die("websocketd sent a masked frame");
+				if (op == 0x1)
+					die("websocketd sent a text frame: not in --binary mode?");
+				left = hdr == 2 ? (uint64_t)(p[1] & 0x7f) : 0;
+				for (size_t i = 2; i < hdr; i++)
+					left = left << 8 | p[i];
+				data_frame = op == 0x2 || op == 0x0;
+				fin = p[0] & 0x80;
+				closed = op == 0x8;
+				off += hdr;
+				if (!left && data_frame && fin)
+					messages++;
+				continue;
+			}
+		}
+		if (off == len || (!left && len - off < 10)) { /* need more bytes */
+			memmove(buf, buf + off, len - off);
+			len -= off;
+			off = 0;
+			ssize_t r = read(fd, buf + len, sizeof(buf) - len);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				die("websocketd stream: read: %s", strerror(errno));
+			if (r == 0)
+				break; /* websocketd hangs up without a close frame when the command ends */
+			len += (size_t)r;
+			watch_sample(&w);
+		}
+	}
+	uint64_t t1 = now_ns();
+	if (got != bytes)
+		die("websocketd stream: %llu bytes, expected %llu", (unsigned long long)got, (unsigned long long)bytes);
+	watch_print(&w, got, messages, t1);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -2130,7 +2325,8 @@ int main(int argc, char **argv)
 		    {"evtput", 6, cmd_evtput}, {"relaytput", 5, cmd_relaytput}, {"wadd", 6, cmd_wadd},
 		    {"evburst", 7, cmd_evburst}, {"relayburst", 6, cmd_relayburst}, {"inotwalk", 2, cmd_inotwalk},
 		    {"tunsend", 8, cmd_tunsend}, {"tunrecv", 6, cmd_tunrecv}, {"tcpsend", 4, cmd_tcpsend},
-		    {"tcprecv", 3, cmd_tcprecv}, {"portlat", 5, cmd_portlat}};
+		    {"tcprecv", 3, cmd_tcprecv}, {"portlat", 5, cmd_portlat}, {"cmdrtt", 3, cmd_cmdrtt},
+		    {"cmdcopy", 3, cmd_cmdcopy}, {"wsstream", 3, cmd_wsstream}};
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 2 && strcmp(argv[1], "freeport") == 0)
 		return cmd_freeport();
@@ -2142,6 +2338,6 @@ int main(int argc, char **argv)
 		}
 	die("usage: rabench freeport|probe|start|hold|rtt|tput|exec|spawn|xtput|spawntput|stream|copy|upload|download|"
 	    "fileup|filedown|evlat|inotlat|relaylat|evtput|relaytput|evburst|relayburst|wadd|inotwalk|tunsend|tunrecv|"
-	    "tcpsend|tcprecv|portlat ... "
+	    "tcpsend|tcprecv|portlat|cmdrtt|cmdcopy|wsstream ... "
 	    "(see the top of rabench.c)");
 }

@@ -2,8 +2,11 @@
 # bench/run.sh [BUILD_DIR]: measures runra-agent against baselines measured in the same run and prints one
 # Markdown report on stdout (progress goes to stderr). Exits non-zero when the agent cannot be started or a
 # measurement fails; a missed target is reported, not an error. See bench/README.md.
-# BENCH_FIGURES="12 13 14" measures only those figures (numbers 1 to 16, separated by spaces or commas); the
-# report then has only their rows. Default: all.
+# BENCH_FIGURES="12 13 14" measures only those figures (numbers 1 to 17, separated by spaces or commas); the
+# report then has only their rows. Default: all. Figure 17 is not measured: it is the table of the sizes and
+# idle memory other sandbox agents publish, beside ours from 1 and 2.
+# 7, 9, 10 and 11 also compare with OpenSSH (a private sshd started here, see start_sshd) and 9 with websocketd,
+# when they are installed (scripts/install-deps.sh bench); their rows say so when they are not.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +14,7 @@ BUILD=$(realpath -m "${1:-$ROOT/build}")
 AGENT=$BUILD/release/runra-agent
 OUT=$BUILD/bench
 TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-FIGURE_MAX=16
+FIGURE_MAX=17
 FIGURES=" $(tr ',' ' ' <<<"${BENCH_FIGURES:-$(seq -s ' ' $FIGURE_MAX)}") "
 
 log() { echo "bench: $*" >&2; }
@@ -66,6 +69,7 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -f "$OUT"/work/*.bin "$OUT"/work/.*.tmp # the 1 GiB outputs of 10 and 11, also after a failure
+	rm -rf "$OUT/ssh"                         # the private sshd's keys and config: made again by each run
 	rm -rf "$OUT"/work/ev-* "$EV"             # the files and trees of 12-14
 }
 trap cleanup EXIT
@@ -112,6 +116,7 @@ read -r BUSY1 ALL1 STEAL1 < <(cpu_ticks)
 BG_BUSY=$(awk -v b=$((BUSY1 - BUSY0)) -v a=$((ALL1 - ALL0)) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')
 BG_WARN=""
 ((BG_BUSY <= 10)) || BG_WARN=" — the machine was not idle: the figures may be skewed"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- 1. size ----
 if want 1; then
@@ -197,6 +202,71 @@ if want 6; then
 	stop "$ECHO_PID" || true
 fi
 
+# ---- OpenSSH for 7, 10 and 11: a private sshd (Debian's openssh-server), started here, stopped after 11 ----
+# Its own config, host key and authorized client key (both made for this run) in $OUT/ssh, on a free 127.0.0.1
+# port; the clients get -F /dev/null and every file on their command line, so that nothing of the system's or
+# the user's ssh configuration is read or written. sshd must be started with an absolute path (it re-executes
+# itself for each connection) and wants its privilege separation directory, compiled in as /run/sshd (Debian's
+# ssh.service makes it at start): made here if missing, which only root can.
+SSH_DIR=$OUT/ssh SSH_WHY="" SSHD_PID="" SSH_OPTS=()
+start_sshd() {
+	local t
+	for t in /usr/sbin/sshd ssh scp sftp ssh-keygen; do
+		command -v "$t" >/dev/null && continue
+		SSH_WHY="not measured: $t not found (Debian packages openssh-server and openssh-client)"
+		return 0
+	done
+	if [[ ! -d /run/sshd ]] && ! mkdir -m 0755 /run/sshd 2>/dev/null; then
+		SSH_WHY="not measured: sshd needs its privilege separation directory /run/sshd, which only root can make"
+		return 0
+	fi
+	rm -rf "$SSH_DIR"
+	mkdir -m 0700 "$SSH_DIR"
+	ssh-keygen -q -t ed25519 -N '' -C runra-bench-host -f "$SSH_DIR/host_key"
+	ssh-keygen -q -t ed25519 -N '' -C runra-bench-client -f "$SSH_DIR/client_key"
+	cp "$SSH_DIR/client_key.pub" "$SSH_DIR/authorized_keys"
+	SSH_PORT=$(freeport)
+	# StrictModes no: the files are ours, but the build directory's parents need not pass sshd's checks.
+	# SetEnv SHLVL=1: sshd runs every command (true, the sftp-server) with the user's login shell, and Debian's
+	# bash reads ~/.bashrc for a command from sshd unless it is a nested shell (SSH_SOURCE_BASHRC): without it
+	# the figures would be the user's dotfiles' (root's here runs "pyenv init": 80 ms), not OpenSSH's.
+	cat >"$SSH_DIR/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $SSH_DIR/host_key
+PidFile none
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+AuthenticationMethods publickey
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin prohibit-password
+StrictModes no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+LogLevel ERROR
+Subsystem sftp /usr/lib/openssh/sftp-server
+SetEnv SHLVL=1
+EOF
+	echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$SSH_DIR/host_key.pub")" >"$SSH_DIR/known_hosts"
+	SSH_OPTS=(-F /dev/null -i "$SSH_DIR/client_key" -o IdentitiesOnly=yes -o BatchMode=yes
+		-o UserKnownHostsFile="$SSH_DIR/known_hosts" -o GlobalKnownHostsFile=/dev/null
+		-o StrictHostKeyChecking=yes -o LogLevel=ERROR)
+	SSH_DEST=$(id -un)@127.0.0.1
+	SSH_VERSION=$(ssh -V 2>&1 | cut -d, -f1)
+	"${PIN_SRV[@]}" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config" 2>>"$SSH_DIR/sshd.log" &
+	SSHD_PID=$!
+	PIDS+=("$SSHD_PID")
+	for _ in $(seq 50); do
+		ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" "$SSH_DEST" true </dev/null 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "the private sshd on port $SSH_PORT did not let us in ($SSH_DIR/sshd.log: $(tail -n 2 "$SSH_DIR/sshd.log" 2>/dev/null))"
+}
+if want 7 10 11; then start_sshd; fi
+
 # ---- 7, 8, 9. processes: an agent of their own, allowed 4096 processes ----
 # Its children inherit its CPU (0); the baselines' children inherit theirs, pinned the same way. One PATH for
 # the agent and the baselines, so that finding "true" costs both the same few execve() attempts.
@@ -220,29 +290,82 @@ if want 7; then
 	R=$(PATH=$STD_PATH "${PIN_SRV[@]}" "$RABENCH" spawn 100 2000) || fail "raw spawn round trip"
 	read -r SP_P50 SP_P99 _ <<<"$R"
 fi
+# 7c, 7d: what running "true" costs through OpenSSH: ssh on the client's CPU, sshd (and so the shell it starts)
+# on the agent's, as in 7b. A new connection each time, then one session channel each over an open connection.
+SSH_COLD_RUNS=100 SSH_COLD_WARMUP=3 SSH_MUX_RUNS=200 SSH_MUX_WARMUP=10
+if want 7 && [[ -n $SSHD_PID ]]; then
+	log "[7] exec round trip through OpenSSH ($((SSH_COLD_WARMUP + SSH_COLD_RUNS)) x ssh ... true, then" \
+		"$((SSH_MUX_WARMUP + SSH_MUX_RUNS)) x over a multiplexed connection)"
+	R=$(PATH=$STD_PATH "${PIN_CLI[@]}" "$RABENCH" cmdrtt $SSH_COLD_WARMUP $SSH_COLD_RUNS \
+		ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" "$SSH_DEST" true) || fail "ssh ... true"
+	read -r SSH_P50 SSH_P99 SSH_MIN SSH_MEAN <<<"$R"
+	"${PIN_CLI[@]}" ssh "${SSH_OPTS[@]}" -p "$SSH_PORT" -M -S "$SSH_DIR/mux" -N "$SSH_DEST" </dev/null \
+		2>>"$SSH_DIR/ssh.log" &
+	SSH_MASTER=$!
+	PIDS+=("$SSH_MASTER")
+	for _ in $(seq 50); do
+		ssh "${SSH_OPTS[@]}" -S "$SSH_DIR/mux" -O check "$SSH_DEST" 2>/dev/null && break
+		sleep 0.1
+	done
+	R=$(PATH=$STD_PATH "${PIN_CLI[@]}" "$RABENCH" cmdrtt $SSH_MUX_WARMUP $SSH_MUX_RUNS \
+		ssh "${SSH_OPTS[@]}" -S "$SSH_DIR/mux" -p "$SSH_PORT" "$SSH_DEST" true) || fail "ssh -S ... true"
+	read -r MUX_P50 MUX_P99 MUX_MIN MUX_MEAN <<<"$R"
+	stop "$SSH_MASTER" || true
+fi
+
+# 9c: websocketd (Debian's package) serves the same command to the same client: it starts it for each WebSocket
+# it accepts and sends its stdout as binary messages. On the agent's CPU, like the agent (its command too).
+WSD_PID="" WSD_WHY=""
+if want 9; then
+	if command -v websocketd >/dev/null; then
+		WSD_PORT=$(freeport)
+		WSD_VERSION="websocketd $(dpkg-query -W -f='${Version}' websocketd 2>/dev/null || echo "(version unknown)")"
+		# --loglevel fatal: 0.4.1 logs an error for every connection ("file already closed", reading stderr)
+		"${PIN_SRV[@]}" websocketd --port="$WSD_PORT" --address=127.0.0.1 --binary=true --loglevel=fatal \
+			/bin/sh -c "head -c $STREAM_BYTES /dev/zero" 2>>"$OUT/websocketd.log" &
+		WSD_PID=$!
+		PIDS+=("$WSD_PID")
+		"$RABENCH" probe "$WSD_PORT" "HTTP/1.1 404" 3000 || fail "websocketd did not answer on port $WSD_PORT"
+	else
+		WSD_WHY="not measured: websocketd not found (Debian package websocketd)"
+	fi
+fi
 
 median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; } # LINE LINE LINE: the middle one by its first number
 # Three of each, alternating, and the median by MiB/s: one copy takes half a second, and how the scheduler
 # happens to interleave head and its reader on one CPU moves a single run by ±30 %.
 if want 9; then
-	log "[9] stdout streaming (3 x 1 GiB through the agent and through a plain pipe-to-TCP copier)"
-	ST_RUNS=() CP_RUNS=()
+	log "[9] stdout streaming (3 x 1 GiB through the agent, through a plain pipe-to-TCP copier$([[ -n $WSD_PID ]] &&
+		echo " and through websocketd"))"
+	ST_RUNS=() CP_RUNS=() WS_RUNS=()
 	for _ in 1 2 3; do
 		R=$("${PIN_CLI[@]}" "$RABENCH" stream "$XPORT" "$TOKEN" $STREAM_BYTES "$XAGENT_PID") || fail "the 1 GiB stream"
 		ST_RUNS+=("$R")
 		R=$("${PIN_CLI[@]}" "$RABENCH" copy $STREAM_BYTES $SRV_CPU "$OUT/pipecopy" "head -c $STREAM_BYTES /dev/zero") ||
 			fail "the plain pipe-to-TCP copy"
 		CP_RUNS+=("$R")
+		if [[ -n $WSD_PID ]]; then
+			R=$("${PIN_CLI[@]}" "$RABENCH" wsstream "$WSD_PORT" $STREAM_BYTES "$WSD_PID") || fail "the websocketd stream"
+			WS_RUNS+=("$R")
+		fi
 	done
 	read -r ST_MIBS ST_MSGS _ _ ST_SRV_MS ST_CLI <<<"$(median3 "${ST_RUNS[@]}")"
 	read -r CP_MIBS _ CP_MS CP_CLI <<<"$(median3 "${CP_RUNS[@]}")"
 	# Peak RSS of each run: VmHWM or sampled VmRSS, whichever is larger. The first run's is the figure: the
-	# agent keeps every finished exec's last 1 MiB of output for reattach, so each later run starts ~1 MiB higher.
+	# agent keeps finished execs' output for reattach (1 MiB per stream), so each later run starts 1-2 MiB higher.
 	ST_PEAKS=$(printf '%s\n' "${ST_RUNS[@]}" | awk '{ printf "%s%d", (NR > 1 ? ", " : ""), ($3 > $4 ? $3 : $4) }')
 	ST_PEAK=${ST_PEAKS%%,*}
 	CP_HWM=$(printf '%s\n' "${CP_RUNS[@]}" | awk '$2 > m { m = $2 } END { print m }')
 	ST_ALL=$(printf '%s\n' "${ST_RUNS[@]}" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }')
 	CP_ALL=$(printf '%s\n' "${CP_RUNS[@]}" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }')
+	if [[ -n $WSD_PID ]]; then
+		alive "$WSD_PID" "websocketd"
+		stop "$WSD_PID" || true
+		read -r WS_MIBS WS_MSGS _ _ WS_SRV_MS WS_CLI <<<"$(median3 "${WS_RUNS[@]}")"
+		WS_ALL=$(printf '%s\n' "${WS_RUNS[@]}" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }')
+		WS_PEAKS=$(printf '%s\n' "${WS_RUNS[@]}" | awk '{ printf "%s%d", (NR > 1 ? ", " : ""), ($3 > $4 ? $3 : $4) }')
+		WS_PEAK=${WS_PEAKS%%,*}
+	fi
 fi
 
 # Throughput is what the whole machine can start: the agent (and so its children), the client and the
@@ -265,6 +388,17 @@ fi
 FILE_BYTES=1073741824
 SRC=$OUT/file-1g.bin
 UP_CHUNK_KIB=1024 UP_INFLIGHT=8
+# 10c-e, 11c-e: one transfer of the file through OpenSSH (client on the client's CPU, sshd on the agent's),
+# timed by rabench from the tool's start to its exit; then, untimed, the copy compared with the source and
+# flushed to disk, as the agent's and the copiers' copies are. Prints "MiB/s sshd_children_CPU_ms tool_CPU_ms".
+ssh_xfer() { # OUTPUT_FILE TOOL [ARG...]
+	local out=$1 r
+	shift
+	r=$(PATH=$STD_PATH "${PIN_CLI[@]}" "$RABENCH" cmdcopy $FILE_BYTES "$SSHD_PID" "$@") || return 1
+	cmp -s "$SRC" "$out" || { echo "bench: FAIL: $1 left $out different from $SRC" >&2; return 1; }
+	sync "$out"
+	echo "$r"
+}
 if want 10 11; then
 	if [[ $(stat -c %s "$SRC" 2>/dev/null) != "$FILE_BYTES" ]]; then
 		log "making $SRC (1 GiB from /dev/urandom, kept for later runs)"
@@ -283,8 +417,9 @@ fi
 # are done: each run then writes into memory the page cache has not used yet, instead of into what the run
 # before freed a moment ago (in a VM that returns freed memory to its host, one is much slower than the other).
 if want 10; then
-	log "[10] file upload (3 x 1 GiB through the agent and through a plain TCP-to-file copier)"
-	UP_RUNS=() UC_RUNS=()
+	log "[10] file upload (3 x 1 GiB through the agent and through a plain TCP-to-file copier$([[ -n $SSHD_PID ]] &&
+		echo ", scp -O, sftp and sftp -c aes128-gcm@openssh.com"))"
+	UP_RUNS=() UC_RUNS=() US_RUNS=() UF_RUNS=() UG_RUNS=()
 	for i in 1 2 3; do
 		R=$("${PIN_CLI[@]}" "$RABENCH" upload "$FPORT" "$TOKEN" "$SRC" "$SRC_SHA" "up-agent-$i.bin" "$FAGENT_PID" \
 			$UP_CHUNK_KIB $UP_INFLIGHT) || fail "the 1 GiB upload"
@@ -292,13 +427,26 @@ if want 10; then
 		R=$("${PIN_CLI[@]}" "$RABENCH" fileup "$SRC" $UP_CHUNK_KIB $SRV_CPU \
 			"$OUT/filecopy" recv "$OUT/work/up-copy-$i.bin") || fail "the plain TCP-to-file copy"
 		UC_RUNS+=("$R")
+		[[ -n $SSHD_PID ]] || continue
+		R=$(ssh_xfer "$OUT/work/up-scp-$i.bin" scp -O "${SSH_OPTS[@]}" -P "$SSH_PORT" "$SRC" \
+			"$SSH_DEST:$OUT/work/up-scp-$i.bin") || fail "the 1 GiB upload with scp"
+		US_RUNS+=("$R")
+		printf 'put -f "%s" "%s"\n' "$SRC" "$OUT/work/up-sftp-$i.bin" >"$SSH_DIR/batch"
+		R=$(ssh_xfer "$OUT/work/up-sftp-$i.bin" sftp "${SSH_OPTS[@]}" -b "$SSH_DIR/batch" -P "$SSH_PORT" "$SSH_DEST") ||
+			fail "the 1 GiB upload with sftp"
+		UF_RUNS+=("$R")
+		printf 'put -f "%s" "%s"\n' "$SRC" "$OUT/work/up-gcm-$i.bin" >"$SSH_DIR/batch"
+		R=$(ssh_xfer "$OUT/work/up-gcm-$i.bin" sftp "${SSH_OPTS[@]}" -c aes128-gcm@openssh.com -b "$SSH_DIR/batch" \
+			-P "$SSH_PORT" "$SSH_DEST") || fail "the 1 GiB upload with sftp -c aes128-gcm@openssh.com"
+		UG_RUNS+=("$R")
 	done
 	rm -f "$OUT"/work/up-*.bin
 fi
 
 if want 11; then
-	log "[11] file download (3 x 1 GiB through the agent and through a plain file-to-TCP copier)"
-	DL_RUNS=() DC_RUNS=()
+	log "[11] file download (3 x 1 GiB through the agent and through a plain file-to-TCP copier$([[ -n $SSHD_PID ]] &&
+		echo ", scp -O, sftp and sftp -c aes128-gcm@openssh.com"))"
+	DL_RUNS=() DC_RUNS=() DS_RUNS=() DF_RUNS=() DG_RUNS=()
 	for _ in 1 2 3; do
 		R=$("${PIN_CLI[@]}" "$RABENCH" download "$FPORT" "$TOKEN" "$SRC" "$SRC_SHA" "$OUT/work/down.bin" \
 			"$FAGENT_PID") || fail "the 1 GiB download"
@@ -306,13 +454,29 @@ if want 11; then
 		R=$("${PIN_CLI[@]}" "$RABENCH" filedown "$SRC" "$OUT/work/down.bin" $SRV_CPU "$OUT/filecopy" send "$SRC") ||
 			fail "the plain file-to-TCP copy"
 		DC_RUNS+=("$R")
+		[[ -n $SSHD_PID ]] || continue
+		R=$(ssh_xfer "$OUT/work/down-scp.bin" scp -O "${SSH_OPTS[@]}" -P "$SSH_PORT" "$SSH_DEST:$SRC" \
+			"$OUT/work/down-scp.bin") || fail "the 1 GiB download with scp"
+		DS_RUNS+=("$R")
+		printf 'get "%s" "%s"\n' "$SRC" "$OUT/work/down-sftp.bin" >"$SSH_DIR/batch"
+		R=$(ssh_xfer "$OUT/work/down-sftp.bin" sftp "${SSH_OPTS[@]}" -b "$SSH_DIR/batch" -P "$SSH_PORT" "$SSH_DEST") ||
+			fail "the 1 GiB download with sftp"
+		DF_RUNS+=("$R")
+		printf 'get "%s" "%s"\n' "$SRC" "$OUT/work/down-gcm.bin" >"$SSH_DIR/batch"
+		R=$(ssh_xfer "$OUT/work/down-gcm.bin" sftp "${SSH_OPTS[@]}" -c aes128-gcm@openssh.com -b "$SSH_DIR/batch" \
+			-P "$SSH_PORT" "$SSH_DEST") || fail "the 1 GiB download with sftp -c aes128-gcm@openssh.com"
+		DG_RUNS+=("$R")
 	done
-	rm -f "$OUT/work/down.bin"
+	rm -f "$OUT"/work/down*.bin
 fi
 if want 10 11; then
 	alive "$FAGENT_PID" "the agent"
 	FAGENT_RC=0
 	stop "$FAGENT_PID" || FAGENT_RC=$?
+fi
+if [[ -n $SSHD_PID ]]; then
+	alive "$SSHD_PID" "the private sshd"
+	stop "$SSHD_PID" || true
 fi
 
 col() { # N RUN...: field N of each run, comma-separated
@@ -353,6 +517,28 @@ fi
 if want 11; then
 	transfer_summary DL "${DL_RUNS[@]}"
 	copy_summary DC "${DC_RUNS[@]}"
+fi
+# Runs through OpenSSH ("MiB/s sshd_ms tool_ms"): the median run's fields and all MiB/s.
+ssh_summary() { # NAME RUN...: sets NAME_MIBS NAME_SRV NAME_CLI NAME_ALL
+	local name=$1 mibs srv cli
+	shift
+	read -r mibs srv cli <<<"$(median3 "$@")"
+	printf -v "${name}_MIBS" %s "$mibs"
+	printf -v "${name}_SRV" %s "$srv"
+	printf -v "${name}_CLI" %s "$cli"
+	printf -v "${name}_ALL" %s "$(col 1 "$@")"
+}
+if [[ -n $SSHD_PID ]]; then
+	if want 10; then
+		ssh_summary US "${US_RUNS[@]}"
+		ssh_summary UF "${UF_RUNS[@]}"
+		ssh_summary UG "${UG_RUNS[@]}"
+	fi
+	if want 11; then
+		ssh_summary DS "${DS_RUNS[@]}"
+		ssh_summary DF "${DF_RUNS[@]}"
+		ssh_summary DG "${DG_RUNS[@]}"
+	fi
 fi
 
 # ---- 12, 13, 14. file events: an agent of its own, with default settings (its workdir watched) ----
@@ -515,7 +701,7 @@ fi
 
 # ---- the report ----
 log "report"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "—"; else printf "%.2f×", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "—"; else if (a / b < 0.1) printf "%.2g×", a / b; else printf "%.2f×", a / b }'; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "**meets**" : "**misses**" }'; }
 verdict_ge() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "**meets**" : "**misses**" }'; }
 times() { awk -v a="$1" -v k="$2" 'BEGIN { print a * k }'; }                 # VALUE FACTOR
@@ -541,7 +727,7 @@ else
 	SIZE_RATIO=$(ratio "$SIZE" 1048576)
 fi
 if ((SRV_CPU >= 0)); then
-	PINNING="servers (agent, echo server, sleeper, relay, tunnel peer) pinned to CPU $SRV_CPU, clients to CPU $CLI_CPU with taskset, except the one-CPU round trips (5a, 7a, 12a) where both are on CPU $SRV_CPU"
+	PINNING="servers (agent, echo server, sleeper, relay, tunnel peer, sshd, websocketd) pinned to CPU $SRV_CPU, clients to CPU $CLI_CPU with taskset, except the one-CPU round trips (5a, 7a, 12a) where both are on CPU $SRV_CPU"
 else
 	PINNING="none (one CPU)"
 fi
@@ -555,7 +741,7 @@ cat <<EOF
 - machine: $CPU_MODEL, $(nproc) cores, kernel $(uname -r), memory $MEM, Debian $(cat /etc/debian_version 2>/dev/null || echo "?")
 - agent: \`$AGENT\` ($("$AGENT" version 2>/dev/null || echo "version unknown")), $(date -u +"%Y-%m-%d %H:%M UTC")
 - pinning: $PINNING
-- background: CPUs ${BG_BUSY}% busy in the second before the run; steal time (the VM host running something else) during the run: $(((STEAL2 - STEAL1) * 10)) ms$BG_WARN
+- background: CPUs ${BG_BUSY}% busy in the second before the run; load average (1, 5, 15 min) $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end; steal time (the VM host running something else) during the run: $(((STEAL2 - STEAL1) * 10)) ms$BG_WARN
 - ratio = runra-agent / baseline; every baseline was measured in this run$([[ $FIGURES == " $(seq -s ' ' $FIGURE_MAX) " ]] || echo "; only figures$FIGURES(BENCH_FIGURES)")
 
 | figure | runra-agent | baseline | ratio | target |
@@ -563,7 +749,7 @@ cat <<EOF
 EOF
 if want 1; then
 	cat <<EOF
-| 1. binary size, stripped | $(group "$SIZE") B ($(kib "$SIZE")) | $SIZE_BASE | $SIZE_RATIO | ≤ 1 MiB: $(verdict "$SIZE" 1048576) |
+| 1. binary size, stripped (figure 17 has what other agents publish) | $(group "$SIZE") B ($(kib "$SIZE")) | $SIZE_BASE | $SIZE_RATIO | ≤ 1 MiB: $(verdict "$SIZE" 1048576) |
 EOF
 fi
 if want 2; then
@@ -604,6 +790,16 @@ if want 7; then
 | 7b. exec round trip p50, client on the other CPU | $X2_P50 µs | $SP_P50 µs, posix_spawnp + waitpid | $(ratio "$X2_P50" "$SP_P50") | ≤ 2× spawn: $(verdict "$X2_P50" "$SPAWN2") |
 | 7b. exec round trip p99, two CPUs | $X2_P99 µs | $SP_P99 µs, posix_spawnp + waitpid | $(ratio "$X2_P99" "$SP_P99") | — |
 EOF
+	if [[ -n $SSHD_PID ]]; then
+		cat <<EOF
+| 7c. exec round trip p50 vs OpenSSH: \`ssh -o BatchMode=yes … 127.0.0.1 true\`, a new connection each time (TCP, key exchange, ed25519 host and user keys, a session running the login shell with -c true), $SSH_COLD_RUNS after $SSH_COLD_WARMUP warm-up | $X2_P50 µs (7b, client on the other CPU) | $SSH_P50 µs (min $SSH_MIN, mean $SSH_MEAN), $SSH_VERSION: ssh on CPU $CLI_CPU, a private sshd on CPU $SRV_CPU | $(ratio "$X2_P50" "$SSH_P50") | — |
+| 7c. exec round trip p99 vs OpenSSH, a new connection each time | $X2_P99 µs (7b) | $SSH_P99 µs | $(ratio "$X2_P99" "$SSH_P99") | — |
+| 7d. exec round trip p50 vs OpenSSH over an open connection: \`ssh -S SOCKET … true\` through a ControlMaster (a new ssh process and session channel each time, no handshake), $SSH_MUX_RUNS after $SSH_MUX_WARMUP warm-up | $X2_P50 µs (7b) | $MUX_P50 µs (min $MUX_MIN, mean $MUX_MEAN), the same sshd | $(ratio "$X2_P50" "$MUX_P50") | — |
+| 7d. exec round trip p99 vs OpenSSH over an open connection | $X2_P99 µs (7b) | $MUX_P99 µs | $(ratio "$X2_P99" "$MUX_P99") | — |
+EOF
+	else
+		echo "| 7c, 7d. exec round trip vs OpenSSH (\`ssh … true\`) | $X2_P50 µs (7b p50) | $SSH_WHY | — | — |"
+	fi
 fi
 if want 8; then
 	read -r XT_RATE _ _ <<<"$XTP"
@@ -617,18 +813,43 @@ if want 9; then
 | 9. stdout streaming of \`head -c 1073741824 /dev/zero\`, median of 3 | $ST_MIBS MiB/s (runs: $ST_ALL; $(group "$ST_MSGS") stream messages; agent CPU $ST_SRV_MS ms; client CPU $ST_CLI%$( ((ST_CLI >= 90)) && echo ", client-bound")) | $CP_MIBS MiB/s (runs: $CP_ALL), the same command's pipe copied to TCP by a plain program (its CPU $CP_MS ms; receiver CPU $CP_CLI%) | $(ratio "$ST_MIBS" "$CP_MIBS") | ≥ 60% of the copy: $(verdict_ge "$ST_MIBS" "$(times "$CP_MIBS" 0.6)") |
 | 9. agent peak RSS during the first stream | $ST_PEAK KiB ($([[ -n ${RSS:-} ]] && echo "idle, figure 2: $RSS KiB; ")peaks of the 3 runs: $ST_PEAKS KiB) | $CP_HWM KiB, the static copier's peak | $(ratio "$ST_PEAK" "$CP_HWM") | — |
 EOF
+	if [[ -n $WSD_PID ]]; then
+		cat <<EOF
+| 9c. stdout streaming vs websocketd: the same command served by websocketd (\`--binary\`, a WebSocket server that starts a command per connection and sends its stdout), read by the same client, every byte counted; median of 3 | $ST_MIBS MiB/s (9) | $WS_MIBS MiB/s (runs: $WS_ALL; $(group "$WS_MSGS") messages; websocketd CPU $WS_SRV_MS ms; client CPU $WS_CLI%), $WSD_VERSION on CPU $SRV_CPU | $(ratio "$ST_MIBS" "$WS_MIBS") | — |
+| 9c. peak RSS during the first stream, vs websocketd's | $ST_PEAK KiB (9) | $WS_PEAK KiB (peaks of the 3 runs: $WS_PEAKS KiB) | $(ratio "$ST_PEAK" "$WS_PEAK") | — |
+EOF
+	else
+		echo "| 9c. stdout streaming vs websocketd | $ST_MIBS MiB/s (9) | $WSD_WHY | — | — |"
+	fi
 fi
+# 10c-e, 11c-e: the agent's MiB/s (10, 11) against OpenSSH's three ways, or why they were not measured.
+ssh_rows() { # FIGURE WHAT AGENT_MIBS SCP_NAME SFTP_NAME GCM_NAME SFTP_COMMAND FSYNC_NOTE
+	local fig=$1 what=$2 agent=$3 n v
+	if [[ -z $SSHD_PID ]]; then
+		echo "| ${fig}c-e. file $what vs OpenSSH (scp, sftp) | $agent MiB/s ($fig) | $SSH_WHY | — | — |"
+		return
+	fi
+	for v in "c|$4|\`scp -O\` (the SCP protocol), default cipher (chacha20-poly1305@openssh.com); no fsync" \
+		"d|$5|\`sftp -b\` with \`$7\`, default cipher; $8" \
+		"e|$6|\`sftp -c aes128-gcm@openssh.com -b\` with \`$7\` (the fastest cipher here: AES-NI); $8"; do
+		IFS='|' read -r sub n desc <<<"$v"
+		local mibs=${n}_MIBS all=${n}_ALL srv=${n}_SRV cli=${n}_CLI
+		echo "| $fig$sub. file $what of the same 1 GiB vs OpenSSH: $desc; median of 3 | $agent MiB/s ($fig) | ${!mibs} MiB/s (runs: ${!all}; sshd's processes CPU ${!srv} ms; $([[ $sub == c ]] && echo scp || echo sftp) and ssh CPU ${!cli} ms), $SSH_VERSION, encrypted | $(ratio "$agent" "${!mibs}") | — |"
+	done
+}
 if want 10; then
 	cat <<EOF
 | 10. file upload of 1 GiB: open, $(group "$UP_MSGS") chunks of $UP_CHUNK_KIB KiB ($UP_INFLIGHT in flight), commit with sha256; median of 3 | $UP_MIBS MiB/s (runs: $UP_ALL; agent CPU $UP_MS ms; client CPU $UP_CLI%) | $UC_MIBS MiB/s (runs: $UC_ALL), the same file over plain TCP to a static program that writes and fsyncs it (its CPU $UC_MS ms; sender CPU $UC_CLI%) | $(ratio "$UP_MIBS" "$UC_MIBS") | ≥ 70% of the copy: $(verdict_ge "$UP_MIBS" "$(times "$UC_MIBS" 0.7)") |
 | 10. agent peak RSS during the uploads | $UP_PEAK KiB (the largest of the 3 runs: $UP_PEAKS KiB) | $UC_HWM KiB, the static copier's peak | $(ratio "$UP_PEAK" "$UC_HWM") | ≤ 32 MiB: $(verdict "$UP_PEAK" 32768) |
 EOF
+	ssh_rows 10 upload "$UP_MIBS" US UF UG "put -f" "the server fsyncs the file before it answers, as the agent does"
 fi
 if want 11; then
 	cat <<EOF
 | 11. file download of 1 GiB: file.read with stream: true (sha256 not asked for; every byte compared by the client), $(group "$DL_MSGS") stream messages; median of 3 | $DL_MIBS MiB/s (runs: $DL_ALL; agent CPU $DL_MS ms; client CPU $DL_CLI%$( ((DL_CLI >= 90)) && echo ", client-bound")) | $DC_MIBS MiB/s (runs: $DC_ALL), a static program reading the file and writing it to plain TCP (its CPU $DC_MS ms; receiver CPU $DC_CLI%$( ((DC_CLI >= 90)) && echo ", receiver-bound")) | $(ratio "$DL_MIBS" "$DC_MIBS") | ≥ 70% of the copy: $(verdict_ge "$DL_MIBS" "$(times "$DC_MIBS" 0.7)") |
 | 11. agent peak RSS during the downloads | $DL_PEAK KiB (the largest of the 3 runs: $DL_PEAKS KiB) | $DC_HWM KiB, the static copier's peak | $(ratio "$DL_PEAK" "$DC_HWM") | ≤ 32 MiB: $(verdict "$DL_PEAK" 32768) |
 EOF
+	ssh_rows 11 download "$DL_MIBS" DS DF DG "get" "no fsync"
 fi
 if want 12; then
 	cat <<EOF
@@ -741,6 +962,29 @@ if want 16; then
 ROWS
 fi
 
+# ---- 17. size and idle memory against what other sandbox agents publish: quoted, not measured here ----
+if want 17; then
+	OURS_SIZE="figure 1 not measured in this run" OURS_RSS="figure 2 not measured in this run"
+	[[ -z ${SIZE:-} ]] || OURS_SIZE="$(group "$SIZE") B ($(kib "$SIZE")), stripped, static (musl)"
+	[[ -z ${RSS:-} ]] || OURS_RSS="$RSS KiB, one idle WebSocket open"
+	cat <<EOF
+
+Figure 17. Binary size and idle memory of other sandbox agents and container inits, as **published by their
+projects — not measured here** (a figure that no source gives is "not published"; these are other versions,
+machines and builds than ours, so only the order of magnitude compares)
+
+| program | binary size | idle RSS | source |
+|---|---|---|---|
+| runra-agent, measured in this run (figures 1 and 2) | $OURS_SIZE | $OURS_RSS | this run |
+| tini (container init, C) | "in the 10KB range" (dynamic); static "bigger, but still < 1M" | not published | krallin/tini \`README.md\`, "Size Considerations" |
+| dumb-init (container init, C) | static with glibc "over 700KB"; static with musl "around 20KB" | not published | Yelp/dumb-init \`README.md\`, "Building with musl" |
+| kata-agent (Kata Containers guest agent, Rust) | 30M, 23M after strip (2023); 21.05 MB, 14.78 MB with release-profile changes proposed in 2024 (not merged) | not published for the agent alone; for the former Go agent (2018) the guest's \`free -m\` "used" was 82 MB against 33 MB with runV's C agent, "the go runtime costs around 50MB more" (whole guest, not the agent's RSS) | kata-containers/kata-containers#8011 (PR #8012); kata-containers/kata-containers#9426 (PR #9427); kata-containers/runtime#295 |
+| E2B envd (Go; not PID 1, a systemd unit) | not published | not published; the unit's budgets, not measurements: MemoryMin=50M, MemoryLow=100M, GOMEMLIMIT = min(sandbox RAM / 2, 512) MiB | e2b-dev/infra \`packages/orchestrator/pkg/template/build/core/rootfs/files/envd.service.tpl\`, \`templates.go\` |
+| Daytona daemon (Go; the container's PID 1) | not published | not published | daytonaio/daytona \`apps/daemon\` (nothing found in its README, docs or issues) |
+| microsandbox agentd (Rust; PID 1 in the microVM) | not published | not published | superradcompany/microsandbox (nothing found in its README, docs or issues) |
+EOF
+fi
+
 echo
 echo "Notes"
 echo "- 1 KiB = 1024 B, 1 MiB = 1048576 B. RSS is VmRSS; wake-ups are voluntary + involuntary context switches."
@@ -780,6 +1024,29 @@ if want 7; then
   7a has the client on the agent's CPU too, 7b on the other one.
 EOF
 fi
+if want 7 10 11 && [[ -n $SSHD_PID ]]; then
+	cat <<EOF
+- 7c, 7d, 10c-e, 11c-e: OpenSSH is $SSH_VERSION: a private sshd started by the bench (\`sshd -D -e -f\`
+  \`$SSH_DIR/sshd_config\`, on a free 127.0.0.1 port, on CPU $SRV_CPU like the agent; its own ed25519 host key;
+  public-key authentication only, with an ed25519 client key made for the run; no PAM; sftp through Debian's
+  \`/usr/lib/openssh/sftp-server\`), stopped after 11, its files deleted. The clients run on CPU $CLI_CPU with
+  \`-F /dev/null -i KEY -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=FILE\`: nothing of the
+  system's or the user's ssh configuration is read or written. The bench makes /run/sshd (sshd's privilege
+  separation directory, which Debian's ssh.service makes) if it is missing.
+EOF
+fi
+if want 7 && [[ -n $SSHD_PID ]]; then
+	cat <<EOF
+- 7c, 7d: wall time from starting \`ssh\` to its exit with status 0 (rabench posix_spawnp and wait4), so each includes
+  starting the ssh client. 7c: a new connection each time: TCP, the key exchange, host key check, public-key
+  authentication, a session channel whose command sshd runs with the user's login shell (\`\$SHELL -c true\`;
+  \`SetEnv SHLVL=1\` in the private sshd's config keeps Debian's bash from reading the user's ~/.bashrc, so that
+  the figure is OpenSSH's, not the dotfiles'). OpenSSH 9.2's default key exchange is sntrup761x25519-sha512.
+  7d: one master connection (ControlMaster, started once), then each \`ssh -S\` asks it for a new session channel
+  over the open connection: the closest to the agent's case, one exec over an open WebSocket. The agent's row
+  is 7b (client on the other CPU, as ssh is). The agent needs neither the handshake nor a shell.
+EOF
+fi
 if want 8; then
 	cat <<EOF
 - 8: 32 WebSocket connections, one exec in flight on each (the next sent when the reply comes), median of
@@ -799,8 +1066,20 @@ if want 9; then
   of each: a single copy takes half a second and varies by ±30 %. 1 MiB = 1048576 B.
 - 9, peak RSS: VmHWM, reset (via /proc/PID/clear_refs) just before each exec and read after its reply,
   checked against VmRSS sampled every 10 ms; the larger counts. The first run's is the figure: each later
-  run starts about 1 MiB higher, because the agent keeps the last --output-buffer-bytes (1 MiB) of each
-  finished exec's stdout for reattach. The copier's is its own VmHWM, the largest of its three runs.
+  run starts higher (by 1 to 2 MiB so far), because the agent keeps the output of finished execs for
+  reattach (the last --output-buffer-bytes, 1 MiB, of each stream; 16 MiB for all of them together). The
+  copier's is its own VmHWM, the largest of its three runs.
+EOF
+fi
+if want 9 && [[ -n $WSD_PID ]]; then
+	cat <<EOF
+- 9c: $WSD_VERSION (Go), started once by the bench: \`websocketd --binary=true --port=P --address=127.0.0.1\`
+  \`/bin/sh -c "head -c $STREAM_BYTES /dev/zero"\`, on CPU $SRV_CPU like the agent; it starts the command for each
+  WebSocket it accepts and sends its stdout as binary messages (fragmented: a message is several frames),
+  then hangs up when the command ends. The client (rabench \`wsstream\`, on CPU $CLI_CPU) times from the upgrade
+  request (which starts the command, as the exec request does for the agent) to the end, and counts every
+  data byte: exactly 1 GiB. Unlike the agent, websocketd sends no offsets, no exit status and no request ids,
+  and keeps nothing for reattach. Three runs, alternating with 9's, median; peak RSS as in 9.
 EOF
 fi
 if want 10 11; then
@@ -820,7 +1099,7 @@ if want 10; then
   sha256. Timed from the open request to the commit's reply, which comes after the agent's fsync. The
   baseline (\`filecopy.c\`, static) reads the connection 64 KiB at a time into a new file, fsyncs it and
   closes; the sender writes the file in the same $UP_CHUNK_KIB KiB reads, timed from accept until that close.
-  The six files are kept until all six runs are done: in a VM that gives freed memory back to its host,
+  The uploaded files (six; fifteen with OpenSSH's) are kept until the last upload is done: in a VM that gives freed memory back to its host,
   the first write of a gigabyte into memory not used before costs seconds of CPU, and each run should start
   from the same state, not from what the run just before freed (the copier's CPU shows what that costs).
 EOF
@@ -833,6 +1112,22 @@ if want 11; then
   file's sha256 and eof. The baseline (\`filecopy.c\`) reads the file 64 KiB at a time (the agent's chunk) and
   write()s it to a blocking TCP socket; the receiver is the same code as the agent's client minus the
   protocol, timed from accept until EOF.
+EOF
+fi
+if want 10 11 && [[ -n $SSHD_PID ]]; then
+	cat <<EOF
+- 10c-e, 11c-e: OpenSSH encrypts and authenticates every byte (chacha20-poly1305@openssh.com by default,
+  aes128-gcm@openssh.com when asked: the fastest with AES-NI) and the agent here is plain ws:// on loopback;
+  so these rows are what the usual way of moving a file into a machine costs, not the same work. Timed from
+  the tool's start to its exit (the connection's set-up included); then, untimed, the copy is compared with
+  the source (\`cmp\`) and flushed to disk (\`sync FILE\`). \`scp -O\` is the SCP protocol (OpenSSH 9's plain scp
+  uses SFTP, as the sftp rows do) and cannot ask for an fsync, so its uploads are timed without one, unlike
+  the agent's; \`sftp put -f\` asks the server for an fsync (fsync@openssh.com) before the transfer counts as
+  done. sftp uses its defaults (32 KiB requests, 64 in flight). The sshd CPU is what the listener's
+  per-connection processes (and the sftp-server) used, from its children's times in /proc/PID/stat; the tool's
+  includes the ssh it runs. Downloads go to a file per tool, rewritten by each run (the tools truncate it),
+  not overwritten in place as the agent's client and the copier do. Three runs of each, alternating with 10's
+  (11's), median; the 15 uploaded files are kept until the last upload, as in 10.
 EOF
 fi
 if want 12 13 14; then

@@ -30,6 +30,7 @@ JOBS=2
 
 
 LWS_PATCH="$REPO/patches/libwebsockets-4.1.6-ev-close.patch"
+LWS_UNMASK_PATCH="$REPO/patches/libwebsockets-4.1.6-unmask-words.patch"
 # Stand-in for Debian's only inotify-tools patch; see fetch_inotify_fallback.
 INOTIFY_PATCH="$REPO/patches/inotify-tools-3.22.6.0-rename-init.patch"
 
@@ -79,7 +80,7 @@ pkg_files() {
 
 # Hash of everything that defines the build: a change re-builds all libs.
 build_hash() {
-	cat "$SCRIPT" "$LWS_PATCH" "$INOTIFY_PATCH" | sha256sum | cut -d' ' -f1
+	cat "$SCRIPT" "$LWS_PATCH" "$LWS_UNMASK_PATCH" "$INOTIFY_PATCH" | sha256sum | cut -d' ' -f1
 }
 
 # A step is current when its stamp holds this HASH and its output exists.
@@ -290,6 +291,8 @@ build_inotify-tools() {
 build_libwebsockets() {
 	cd "$SRC/libwebsockets-4.1.6"
 	patch -p1 --batch --forward --fuzz=0 <"$LWS_PATCH" || die "libwebsockets: $LWS_PATCH does not apply cleanly"
+	patch -p1 --batch --forward --fuzz=0 <"$LWS_UNMASK_PATCH" ||
+		die "libwebsockets: $LWS_UNMASK_PATCH does not apply cleanly"
 	local opts=(
 		-DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Release
 		-DCMAKE_C_FLAGS="-fno-strict-aliasing -idirafter $KH -I$PREFIX/include"

@@ -3,7 +3,9 @@
 #   release  the static musl build of the dependencies (scripts/deps.sh)
 #   dev      the glibc ASan+UBSan build against Debian's -dev packages
 #   test     unit, black-box, PID-1 and fuzz tests
-#   bench    the benchmark table
+#   bench    the benchmark table (busybox-static: figure 1's baseline; openssh-server, openssh-client and
+#            websocketd: the baselines of 7c-d, 10c-e, 11c-e and 9c; installing openssh-server starts the
+#            system's sshd where services may start: the bench runs a private one of its own)
 set -euo pipefail
 
 declare -A GROUP=(
@@ -13,7 +15,7 @@ declare -A GROUP=(
 	       libinotifytools0-dev"
 	[test]="python3 python3-pytest python3-websockets python3-msgpack busybox-static util-linux file
 	        clang libclang-rt-14-dev procps"
-	[bench]="gcc procps"
+	[bench]="gcc procps busybox-static openssh-server openssh-client websocketd"
 )
 
 wanted=()

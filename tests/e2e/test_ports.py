@@ -60,12 +60,13 @@ SHA_SINK = "import socket, sys, hashlib, threading\n" \
            "    c, _ = s.accept(); threading.Thread(target=one, args=(c,)).start()\n"
 
 # Sends argv[3] bytes (a counter pattern) to each connection, then closes it (or resets it with argv[4]).
-SOURCE = "import socket, sys, struct\n" \
+SOURCE = "import socket, sys, struct, time\n" \
          "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n" \
          "s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)\n" \
          "block = b''.join(struct.pack('>I', i) for i in range(1 << 14))\n" \
          "while True:\n" \
          "    c, _ = s.accept(); left = int(sys.argv[3])\n" \
+         "    if len(sys.argv) > 4: time.sleep(0.3)  # a reset before the agent saw its connect would fail it\n" \
          "    while left > 0:\n" \
          "        n = min(left, len(block)); c.sendall(block[:n]); left -= n\n" \
          "    if len(sys.argv) > 4:\n" \
