@@ -146,14 +146,11 @@ static void enc_owner(ra_enc *e, const port_entry *p)
 		ra_enc_nil(e);
 }
 
-/* {port, listening, addresses, pid, command, exposed, url, exposedAt}. */
-static void enc_port(ra_enc *e, const port_entry *p)
+/* port, addresses, pid, command, exposed, url: 6 pairs, shared by the port map and port.opened. */
+static void enc_port_fields(ra_enc *e, const port_entry *p)
 {
-	ra_enc_map(e, 8);
 	ra_enc_str(e, "port");
 	ra_enc_u64(e, p->port);
-	ra_enc_str(e, "listening");
-	ra_enc_bool(e, p->listening);
 	ra_enc_str(e, "addresses");
 	enc_addrs(e, p);
 	enc_owner(e, p);
@@ -161,6 +158,15 @@ static void enc_port(ra_enc *e, const port_entry *p)
 	ra_enc_bool(e, p->exposed);
 	ra_enc_str(e, "url");
 	enc_url(e, p->port);
+}
+
+/* {port, addresses, pid, command, exposed, url, listening, exposedAt}. */
+static void enc_port(ra_enc *e, const port_entry *p)
+{
+	ra_enc_map(e, 8);
+	enc_port_fields(e, p);
+	ra_enc_str(e, "listening");
+	ra_enc_bool(e, p->listening);
 	ra_enc_str(e, "exposedAt");
 	if (p->exposed)
 		ra_enc_i64(e, p->exposed_at);
@@ -170,19 +176,7 @@ static void enc_port(ra_enc *e, const port_entry *p)
 
 /* ---- events ---- */
 
-static void fill_opened(ra_enc *e, const void *ctx)
-{
-	const port_entry *p = ctx;
-	ra_enc_str(e, "port");
-	ra_enc_u64(e, p->port);
-	ra_enc_str(e, "addresses");
-	enc_addrs(e, p);
-	enc_owner(e, p);
-	ra_enc_str(e, "exposed");
-	ra_enc_bool(e, p->exposed);
-	ra_enc_str(e, "url");
-	enc_url(e, p->port);
-}
+static void fill_opened(ra_enc *e, const void *ctx) { enc_port_fields(e, ctx); }
 
 typedef struct {
 	const port_entry *p;

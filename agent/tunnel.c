@@ -77,15 +77,21 @@ static void send_reply_error(ra_session *s, uint64_t id, ra_err code, const char
 	ra_session_send_error(s, true, id, code, message);
 }
 
+/* The reply of a port.send: {tunnel, queued}. */
+static void enc_sent(ra_enc *e, uint64_t req_id, uint32_t tunnel_id, size_t queued)
+{
+	ra_enc_reply_begin(e, req_id, 2);
+	ra_enc_str(e, "tunnel");
+	ra_enc_u64(e, tunnel_id);
+	ra_enc_str(e, "queued");
+	ra_enc_u64(e, queued);
+}
+
 static void send_sent_reply(tunnel *t, uint64_t id)
 {
 	ra_enc e;
 	ra_session_enc_init(t->s, &e);
-	ra_enc_reply_begin(&e, id, 2);
-	ra_enc_str(&e, "tunnel");
-	ra_enc_u64(&e, t->id);
-	ra_enc_str(&e, "queued");
-	ra_enc_u64(&e, t->queued);
+	enc_sent(&e, id, t->id, t->queued);
 	ra_session_send(t->s, &e);
 }
 
@@ -529,11 +535,7 @@ ra_err ra_op_port_send(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 		return ra_fail(why, RA_ERR_UNAVAILABLE, "tunnel %u closed", id);
 	size_t queued = t->queued;
 	finish_client_eof(t); /* may end the tunnel: t is not used after it */
-	ra_enc_reply_begin(reply, req->id, 2);
-	ra_enc_str(reply, "tunnel");
-	ra_enc_u64(reply, id);
-	ra_enc_str(reply, "queued");
-	ra_enc_u64(reply, queued);
+	enc_sent(reply, req->id, id, queued);
 	return RA_OK;
 }
 
