@@ -51,14 +51,15 @@ def tunnel_round(agent, port):
     tid = ws.call("port.connect", port=port)["tunnel"]
     data = os.urandom(256 << 10)
     ws.call("port.send", tunnel=tid, data=data, eof=True)
-    got = b""
+    got, closed = b"", None
     while True:
         m = ws.recv_msg()
         if m.get("type") == "tunnel" and "data" in m:
             got += m["data"]
         if m.get("closed"):
+            closed = m
             break
-    assert got.decode() == hashlib.sha256(data).hexdigest()
+    assert got.decode(errors="replace") == hashlib.sha256(data).hexdigest(), (got[:200], closed)
     ws.close()
 
 
