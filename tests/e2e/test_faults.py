@@ -116,7 +116,7 @@ def test_fork_storm_inside_a_pids_limit(agent):
     start = time.monotonic()
     for _ in range(20):
         assert ws.call("ping")["pong"]
-    assert time.monotonic() - start < 5.0
+    assert time.monotonic() - start < 10.0  # seconds without the agent's raised priority (see pid1.c)
     assert agent.ws().call("metrics")["processes"] > 10
     result = ws.call("sandbox.reset", graceMs=0)  # everything dies, wherever it forked to
     assert result["signalled"] > 10
