@@ -129,7 +129,6 @@ void ra_events_shutdown(void)
 	ring.cap = ring.head = 0;
 }
 
-uint64_t ra_events_last_seq(void) { return ring.last_seq; }
 
 /* ---- subscriptions ---- */
 

@@ -29,7 +29,6 @@ void ra_events_shutdown(void);
 
 /* {type:"event", event:name, seq, ts, ...fields}. Returns the seq given to the event. */
 uint64_t ra_events_emit(const ra_event_meta *m, uint32_t fields, ra_event_fill_fn fill, const void *ctx);
-uint64_t ra_events_last_seq(void);
 
 void ra_events_session_drained(ra_session *s);
 void ra_events_session_closed(ra_session *s);

@@ -76,9 +76,12 @@ static bool read_keyed(const char *path, const char *key, uint64_t *out)
 	if (read_text(path, buf, sizeof(buf)))
 		return false;
 	size_t n = strlen(key);
-	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+	for (char *line = buf; line && *line;) {
 		if (strncmp(line, key, n) == 0 && (line[n] == ' ' || line[n] == ':'))
 			return sscanf(line + n + 1, " %" SCNu64, out) == 1;
+		char *end = strchr(line, '\n');
+		line = end ? end + 1 : NULL;
+	}
 	return false;
 }
 

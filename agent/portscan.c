@@ -146,14 +146,6 @@ void ra_listener_addr(const ra_listener *l, char *buf, size_t cap)
 		snprintf(buf, cap, "?");
 }
 
-bool ra_listener_is_loopback(const ra_listener *l)
-{
-	static const uint8_t v6_loopback[16] = {[15] = 1};
-	if (!l->ipv6)
-		return l->addr[0] == 127;
-	return memcmp(l->addr, v6_loopback, 16) == 0;
-}
-
 /* ---- owners ---- */
 
 static bool fd_dir_holds(pid_t pid, const char *want, unsigned *budget)

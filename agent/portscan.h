@@ -20,7 +20,6 @@ typedef struct {
 int ra_portscan(ra_listener *out, size_t cap);
 /* "0.0.0.0", "127.0.0.1", "::", "::1". */
 void ra_listener_addr(const ra_listener *l, char *buf, size_t cap);
-bool ra_listener_is_loopback(const ra_listener *l);
 /* Which of the candidate pids holds the socket (a look through their /proc/PID/fd, at most
  * RA_PORT_OWNER_MAX_LINKS links in all), or 0. */
 pid_t ra_socket_owner(uint64_t inode, const pid_t *candidates, size_t n);

@@ -54,14 +54,6 @@ static unsigned count_tunnels(const ra_session *s)
 	return n;
 }
 
-unsigned ra_tunnel_count_for_port(uint16_t port)
-{
-	unsigned n = 0;
-	for (tunnel *t = tunnels; t; t = t->next)
-		n += t->port == port;
-	return n;
-}
-
 static tunnel *find_tunnel(const ra_session *s, uint64_t id)
 {
 	for (tunnel *t = tunnels; t; t = t->next)

@@ -17,8 +17,6 @@ void ra_tunnel_init(ra_agent *a);
 void ra_tunnel_shutdown(void);
 void ra_tunnel_session_drained(ra_session *s);
 void ra_tunnel_session_closed(ra_session *s);
-/* Tunnels open to port (all connections). */
-unsigned ra_tunnel_count_for_port(uint16_t port);
 /* Closes every tunnel; each client hears a closed message (error UNAVAILABLE, "reset"). How many. */
 unsigned ra_tunnel_close_all(void);
 
