@@ -6,6 +6,7 @@
 
 #include "../proto/ra_limits.h"
 #include "log.h"
+#include "spares.h"
 
 /* Inbound buffers up to this size are kept between messages (an upload's 1 MiB chunks then reuse one
  * buffer instead of allocating and freeing each); larger ones are released, so an idle connection holds
@@ -107,38 +108,18 @@ void ra_session_rx_done(ra_session *s)
 
 void ra_session_enc_init(const ra_session *s, ra_enc *e) { ra_enc_init(e, s->headroom, RA_SESSION_OUT_QUEUE_CAP); }
 
-/* Large message buffers are kept for reuse: allocating and freeing one per stream message costs musl's
- * malloc an mmap, a munmap and a page fault per 4 KiB, which was most of the agent's time when streaming. */
-#define SPARE_BUFFERS 4
-#define SPARE_MIN_BYTES (16u << 10)
-#define SPARE_MAX_BYTES (256u << 10)
-static struct {
-	uint8_t *data;
-	size_t alloc;
-} spares[SPARE_BUFFERS];
-static unsigned spare_count;
-
-static void spare_put(uint8_t *data, size_t alloc)
-{
-	if (alloc < SPARE_MIN_BYTES || alloc > SPARE_MAX_BYTES || spare_count == SPARE_BUFFERS) {
-		free(data);
-		return;
-	}
-	spares[spare_count].data = data;
-	spares[spare_count++].alloc = alloc;
-}
-
+/* Large message buffers come from the spares (see spares.h); their sizes there count the headroom. */
 void ra_session_enc_init_sized(const ra_session *s, ra_enc *e, size_t payload)
 {
 	ra_session_enc_init(s, e);
-	for (unsigned i = 0; i < spare_count; i++) {
-		if (spares[i].alloc >= payload) {
-			ra_buf_adopt(&e->buf, spares[i].data, spares[i].alloc);
-			spares[i] = spares[--spare_count];
-			return;
-		}
+	size_t alloc = 0;
+	uint8_t *kept = ra_spare_take(s->headroom + payload, &alloc);
+	if (kept) {
+		ra_buf_adopt(&e->buf, kept, alloc - s->headroom);
+		return;
 	}
-	ra_buf_reserve(&e->buf, payload); /* one allocation of the right size, not a doubling series */
+	/* one allocation of a reusable size, not a doubling series */
+	ra_buf_reserve(&e->buf, ra_spare_size_for(s->headroom + payload) - s->headroom);
 }
 
 int ra_session_send(ra_session *s, ra_enc *e)
@@ -204,6 +185,6 @@ void ra_session_out_advance(ra_session *s, size_t n)
 	if (!s->out_head)
 		s->out_tail = NULL;
 	s->out_bytes -= m->len;
-	spare_put(m->data, m->alloc);
+	ra_spare_give(m->data, s->headroom + m->alloc);
 	free(m);
 }

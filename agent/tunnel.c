@@ -11,9 +11,11 @@
 #include "../proto/ra_limits.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "spares.h"
 
 typedef struct chunk {
 	struct chunk *next;
+	size_t alloc; /* bytes allocated, this header included */
 	size_t len, off;
 	bool reply_pending; /* its port.send is answered when it is written */
 	uint64_t reply_id;
@@ -147,7 +149,7 @@ static void tunnel_free(tunnel *t, bool answer_pending)
 		t->q_head = c->next;
 		if (c->reply_pending && answer_pending)
 			send_reply_error(t->s, c->reply_id, RA_ERR_UNAVAILABLE, "the tunnel closed before these bytes were written");
-		free(c);
+		ra_spare_give(c, c->alloc);
 	}
 	if (t->fd >= 0)
 		close(t->fd);
@@ -253,7 +255,7 @@ static bool flush_queue(tunnel *t)
 			t->q_tail = NULL;
 		if (c->reply_pending)
 			send_sent_reply(t, c->reply_id);
-		free(c);
+		ra_spare_give(c, c->alloc);
 	}
 	if (t->q_head)
 		ev_io_start(agent->loop, &t->wio);
@@ -266,10 +268,14 @@ static void on_port_writable(struct ev_loop *loop, ev_io *w, int revents);
 
 static int queue_bytes(tunnel *t, const uint8_t *data, size_t len, uint64_t req_id, bool *answered)
 {
-	chunk *c = malloc(sizeof(*c) + len);
-	if (!c)
-		return -ENOMEM;
-	*c = (chunk){.len = len, .reply_id = req_id};
+	size_t alloc = 0;
+	chunk *c = ra_spare_take(sizeof(*c) + len, &alloc);
+	if (!c) {
+		alloc = ra_spare_size_for(sizeof(*c) + len);
+		if (!(c = malloc(alloc)))
+			return -ENOMEM;
+	}
+	*c = (chunk){.alloc = alloc, .len = len, .reply_id = req_id};
 	memcpy(c->data, data, len);
 	if (t->q_tail)
 		t->q_tail->next = c;

@@ -2,6 +2,7 @@
  * The .c is included so the test needs no WebSocket. */
 #include "../../agent/log.c"
 #include "../../agent/session.c"
+#include "../../agent/spares.c"
 #include "test.h"
 
 static int wakes;
