@@ -52,6 +52,7 @@ gcc "${CFLAGS[@]}" -pthread -o "$OUT/rabench" "$ROOT/bench/rabench.c" "$ROOT/ben
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/filecopy" "$ROOT/bench/filecopy.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/inotify_relay" "$ROOT/bench/inotify_relay.c"
 "${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/tunnel_peer" "$ROOT/bench/tunnel_peer.c"
+"${STATIC_CC[@]}" "${CFLAGS[@]}" -o "$OUT/tcp_relay" "$ROOT/bench/tcp_relay.c"
 RABENCH=$OUT/rabench
 
 # ---- pinning: servers on CPU 0, clients on CPU 1, so that neither steals the other's core ----
@@ -632,31 +633,66 @@ if want 15 16; then
 	PAGENT_PID=$AGENT_PID
 fi
 
-# Three of each, alternating, and the median by MiB/s, as in 9-11.
+# Two placements, three of each run alternating, and the median by MiB/s, as in 9-11. "pinned": the sandbox
+# has one CPU (CPU 0: the agent, or the reference relay, beside the server) and the client is elsewhere (CPU 1).
+# "unpinned": all three where the scheduler puts them. Each way, three paths: through the agent's tunnel,
+# through tcp_relay (a relay with no protocol, at the agent's nice level, in the agent's place), and straight.
+tunnel_runs() { # PLACEMENT: appends to the run arrays of that placement
+	local p=$1 cli=("${PIN_CLI[@]}") r
+	[[ $p == pinned ]] || cli=()
+	local -n ts=TS_RUNS_$p tc=TC_RUNS_$p tl=TL_RUNS_$p tr=TR_RUNS_$p td=TD_RUNS_$p tm=TM_RUNS_$p
+	r=$("${cli[@]}" "$RABENCH" tunsend "$PPORT" "$TOKEN" "$SINK_PORT" $TUN_BYTES $TUN_CHUNK_KIB $TUN_INFLIGHT \
+		"$PAGENT_PID" "$PEER_PID") || fail "1 GiB through the tunnel to the sink ($p)"
+	ts+=("$r")
+	r=$("${cli[@]}" "$RABENCH" tcpsend "$RELAY_SINK_PORT" $TUN_BYTES $TUN_CHUNK_KIB "$RELAY_SINK_PID") ||
+		fail "1 GiB through the plain relay to the sink ($p)"
+	tl+=("$r")
+	r=$("${cli[@]}" "$RABENCH" tcpsend "$SINK_PORT" $TUN_BYTES $TUN_CHUNK_KIB "$PEER_PID") ||
+		fail "1 GiB straight to the sink ($p)"
+	tc+=("$r")
+	r=$("${cli[@]}" "$RABENCH" tunrecv "$PPORT" "$TOKEN" "$SOURCE_PORT" $TUN_BYTES "$PAGENT_PID" "$PEER_PID") ||
+		fail "1 GiB through the tunnel from the source ($p)"
+	tr+=("$r")
+	r=$("${cli[@]}" "$RABENCH" tcprecv "$RELAY_SOURCE_PORT" $TUN_BYTES "$RELAY_SOURCE_PID") ||
+		fail "1 GiB through the plain relay from the source ($p)"
+	tm+=("$r")
+	r=$("${cli[@]}" "$RABENCH" tcprecv "$SOURCE_PORT" $TUN_BYTES "$PEER_PID") || fail "1 GiB straight from the source ($p)"
+	td+=("$r")
+}
+start_relay() { # TARGET_PORT NAME: a tcp_relay on the agent's CPU and nice level; sets NAME_PORT NAME_PID
+	local out=$OUT/tcp_relay.$2.out pid port
+	: >"$out"
+	"${PIN_SRV[@]}" nice -n $(($(ps -o ni= -p "$PAGENT_PID"))) "$OUT/tcp_relay" "$1" >"$out" &
+	pid=$!
+	PIDS+=("$pid")
+	for _ in $(seq 50); do [[ -s $out ]] && break; sleep 0.1; done
+	read -r port <"$out" || fail "the plain relay did not start"
+	printf -v "$2_PORT" %s "$port"
+	printf -v "$2_PID" %s "$pid"
+}
 if want 15; then
-	log "[15] tunnel throughput (3 x 1 GiB each way through the agent's tunnel, and straight over loopback TCP)"
+	log "[15] tunnel throughput (pinned, then unpinned: 3 x 1 GiB each way through the agent's tunnel, through a plain relay, and straight)"
 	: >"$OUT/tunnel_peer.out"
 	"${PIN_SRV[@]}" "$OUT/tunnel_peer" $TUN_BYTES >"$OUT/tunnel_peer.out" &
 	PEER_PID=$!
 	PIDS+=("$PEER_PID")
 	for _ in $(seq 50); do [[ -s $OUT/tunnel_peer.out ]] && break; sleep 0.1; done
 	read -r SINK_PORT SOURCE_PORT <"$OUT/tunnel_peer.out" || fail "the tunnel peer did not start"
-	TS_RUNS=() TC_RUNS=() TR_RUNS=() TD_RUNS=()
-	for _ in 1 2 3; do
-		R=$("${PIN_CLI[@]}" "$RABENCH" tunsend "$PPORT" "$TOKEN" "$SINK_PORT" $TUN_BYTES $TUN_CHUNK_KIB $TUN_INFLIGHT \
-			"$PAGENT_PID" "$PEER_PID") || fail "1 GiB through the tunnel to the sink"
-		TS_RUNS+=("$R")
-		R=$("${PIN_CLI[@]}" "$RABENCH" tcpsend "$SINK_PORT" $TUN_BYTES $TUN_CHUNK_KIB "$PEER_PID") ||
-			fail "1 GiB straight to the sink"
-		TC_RUNS+=("$R")
-		R=$("${PIN_CLI[@]}" "$RABENCH" tunrecv "$PPORT" "$TOKEN" "$SOURCE_PORT" $TUN_BYTES "$PAGENT_PID" "$PEER_PID") ||
-			fail "1 GiB through the tunnel from the source"
-		TR_RUNS+=("$R")
-		R=$("${PIN_CLI[@]}" "$RABENCH" tcprecv "$SOURCE_PORT" $TUN_BYTES "$PEER_PID") || fail "1 GiB straight from the source"
-		TD_RUNS+=("$R")
+	start_relay "$SINK_PORT" RELAY_SINK
+	start_relay "$SOURCE_PORT" RELAY_SOURCE
+	for P in pinned unpinned; do
+		declare -a "TS_RUNS_$P=()" "TC_RUNS_$P=()" "TL_RUNS_$P=()" "TR_RUNS_$P=()" "TD_RUNS_$P=()" "TM_RUNS_$P=()"
+		if [[ $P == unpinned ]]; then
+			for pid in "$PAGENT_PID" "$PEER_PID" "$RELAY_SINK_PID" "$RELAY_SOURCE_PID"; do
+				taskset -a -p -c "0-$(($(nproc) - 1))" "$pid" >/dev/null || fail "unpinning $pid"
+			done
+		fi
+		for _ in 1 2 3; do tunnel_runs $P; done
 	done
 	alive "$PEER_PID" "the tunnel peer"
 	stop "$PEER_PID" || true
+	stop "$RELAY_SINK_PID" || true
+	stop "$RELAY_SOURCE_PID" || true
 fi
 
 # 16: the client (on the other CPU) is also the listener: a process of the agent's network namespace, which is
@@ -934,18 +970,32 @@ tunnel_cell() { # PEER_NAME MESSAGES_NAME RUN...: the agent's cell of a 15 row (
 	printf "%s MiB/s (runs: %s; %s %s; agent CPU %s ms; %s CPU %s ms; client CPU %s%%%s)" "$T_MIBS" "$T_ALL" \
 		"$(group "$T_MSGS")" "$what" "$T_MS" "$peer_name" "$peer" "$T_CLI" "$( ((T_CLI >= 90)) && echo ", client-bound")"
 }
-if want 15; then
-	transfer_summary T "${TS_RUNS[@]}"
-	TS_MIBS=$T_MIBS TS_PEAK=$T_PEAK TS_PEAKS=$T_PEAKS TS_CELL=$(tunnel_cell sink port.sends "${TS_RUNS[@]}")
-	transfer_summary T "${TR_RUNS[@]}"
-	TR_MIBS=$T_MIBS TR_PEAK=$T_PEAK TR_PEAKS=$T_PEAKS TR_CELL=$(tunnel_cell source "tunnel messages" "${TR_RUNS[@]}")
-	plain_summary TC "${TC_RUNS[@]}"
-	plain_summary TD "${TD_RUNS[@]}"
-	TUN_PEAK=$( ((TS_PEAK > TR_PEAK)) && echo "$TS_PEAK" || echo "$TR_PEAK")
+tunnel_rows() { # PLACEMENT LETTER_TO_PORT LETTER_FROM_PORT WHERE: the two rows of one placement
+	local p=$1 a=$2 b=$3 where=$4
+	local -n ts=TS_RUNS_$p tc=TC_RUNS_$p tl=TL_RUNS_$p tr=TR_RUNS_$p td=TD_RUNS_$p tm=TM_RUNS_$p
+	transfer_summary T "${ts[@]}"
+	local ts_mibs=$T_MIBS ts_cell
+	ts_cell=$(tunnel_cell sink port.sends "${ts[@]}")
+	TUN_PEAKS_TO+="${TUN_PEAKS_TO:+; }$p: $T_PEAKS" TUN_PEAK=$((T_PEAK > ${TUN_PEAK:-0} ? T_PEAK : ${TUN_PEAK:-0}))
+	transfer_summary T "${tr[@]}"
+	local tr_mibs=$T_MIBS tr_cell
+	tr_cell=$(tunnel_cell source "tunnel messages" "${tr[@]}")
+	TUN_PEAKS_FROM+="${TUN_PEAKS_FROM:+; }$p: $T_PEAKS" TUN_PEAK=$((T_PEAK > TUN_PEAK ? T_PEAK : TUN_PEAK))
+	plain_summary TC "${tc[@]}"
+	plain_summary TL "${tl[@]}"
+	plain_summary TD "${td[@]}"
+	plain_summary TM "${tm[@]}"
 	cat <<ROWS
-| 15a. tunnel throughput, client to port: \`port.connect\` to a sink, 1 GiB in \`port.send\`s of $TUN_CHUNK_KIB KiB ($TUN_INFLIGHT in flight), eof, until the sink's answer (its byte count, every byte checked); median of 3 | $TS_CELL | $TC_MIBS MiB/s (runs: $TC_ALL), the same bytes straight to the same sink over loopback TCP (sink CPU $TC_PEER ms; client CPU $TC_CLI%) | $(ratio "$TS_MIBS" "$TC_MIBS") | ≥ 60% of the copy: $(verdict_ge "$TS_MIBS" "$(times "$TC_MIBS" 0.6)") |
-| 15b. tunnel throughput, port to client: \`port.connect\` to a source that sends 1 GiB, \`tunnel\` data messages until eof (every byte checked); median of 3 | $TR_CELL | $TD_MIBS MiB/s (runs: $TD_ALL), the same bytes straight from the same source over loopback TCP (source CPU $TD_PEER ms; client CPU $TD_CLI%) | $(ratio "$TR_MIBS" "$TD_MIBS") | ≥ 60% of the copy: $(verdict_ge "$TR_MIBS" "$(times "$TD_MIBS" 0.6)") |
-| 15. agent peak RSS during the tunnels | $TUN_PEAK KiB ($([[ -n ${RSS:-} ]] && echo "idle, figure 2: $RSS KiB; ")client to port: $TS_PEAKS KiB; port to client: $TR_PEAKS KiB) | — | — | — |
+| 15$a. tunnel throughput, client to port, $where: \`port.connect\` to a sink, 1 GiB in \`port.send\`s of $TUN_CHUNK_KIB KiB ($TUN_INFLIGHT in flight), eof, until the sink's answer (its byte count, every byte checked); median of 3 | $ts_cell | $TC_MIBS MiB/s (runs: $TC_ALL), the same bytes straight to the same sink over loopback TCP (sink CPU $TC_PEER ms; client CPU $TC_CLI%). A plain relay in the agent's place: $TL_MIBS MiB/s (runs: $TL_ALL; relay CPU $TL_PEER ms); the tunnel makes $(ratio "$ts_mibs" "$TL_MIBS") of it | $(ratio "$ts_mibs" "$TC_MIBS") | ≥ 60% of the copy: $(verdict_ge "$ts_mibs" "$(times "$TC_MIBS" 0.6)") (the plain relay: $(ratio "$TL_MIBS" "$TC_MIBS")) |
+| 15$b. tunnel throughput, port to client, $where: \`port.connect\` to a source that sends 1 GiB, \`tunnel\` data messages until eof (every byte checked); median of 3 | $tr_cell | $TD_MIBS MiB/s (runs: $TD_ALL), the same bytes straight from the same source over loopback TCP (source CPU $TD_PEER ms; client CPU $TD_CLI%). A plain relay in the agent's place: $TM_MIBS MiB/s (runs: $TM_ALL; relay CPU $TM_PEER ms); the tunnel makes $(ratio "$tr_mibs" "$TM_MIBS") of it | $(ratio "$tr_mibs" "$TD_MIBS") | ≥ 60% of the copy: $(verdict_ge "$tr_mibs" "$(times "$TD_MIBS" 0.6)") (the plain relay: $(ratio "$TM_MIBS" "$TD_MIBS")) |
+ROWS
+}
+if want 15; then
+	TUN_PEAKS_TO="" TUN_PEAKS_FROM="" TUN_PEAK=0
+	tunnel_rows pinned a b "one CPU for the sandbox (agent and server on CPU $SRV_CPU, client on CPU $CLI_CPU)"
+	tunnel_rows unpinned c d "unpinned (all three where the scheduler puts them)"
+	cat <<ROWS
+| 15. agent peak RSS during the tunnels | $TUN_PEAK KiB ($([[ -n ${RSS:-} ]] && echo "idle, figure 2: $RSS KiB; ")client to port: $TUN_PEAKS_TO KiB; port to client: $TUN_PEAKS_FROM KiB) | — | — | — |
 ROWS
 fi
 if want 16; then
@@ -1209,10 +1259,15 @@ if want 15; then
 - 15b: \`port.connect\` to the source, then every \`tunnel\` message's data checked against the pattern until
   \`eof\`, which stops the clock; then \`port.send {eof: true}\` and the \`closed\` message (bytesOut 1 GiB, no
   error). The baseline reads the source until EOF into the same 256 KiB buffer, checked the same way.
-- 15: the agent relays on the CPU that the sink or source uses too, and the baseline has no relay at all:
-  the agent's CPU is its own, the sink's or source's beside it, and their sum is what CPU $SRV_CPU did. Peak
-  RSS as in 9 (VmHWM reset before each run, checked against VmRSS sampled every 10 ms), the largest of each
-  direction's 3 runs.
+- 15: two placements. 15a/15b, one CPU for the sandbox: the agent relays on the CPU the sink or source
+  uses too (as in a one-vCPU sandbox whose client is on another machine), and the straight copy has no relay
+  at all, so the relay's work comes out of the server's CPU. 15c/15d: no pinning; the three processes share
+  the two CPUs as the scheduler likes. In both, \`tcp_relay.c\` stands in the agent's place as a reference:
+  a relay with no protocol (256 KiB reads, blocking writes, no framing, no masking, no queue), on the agent's
+  CPU and at its nice level (the agent raises its priority to -10 when it runs as root). Its ratio to the
+  straight copy is the most any relay in the agent's place reaches here; "the tunnel makes N× of it" is
+  what the protocol costs. Peak RSS as in 9 (VmHWM reset before each run, checked against VmRSS sampled
+  every 10 ms), the largest of each direction's runs.
 NOTES
 fi
 if want 16; then
