@@ -156,8 +156,10 @@ static void maybe_power_off(void)
 {
 	if (!agent->config->poweroff || !ra_pid1_is_init() || getpid() != 1)
 		return;
+	ra_log(RA_LOG_INFO, "agent.poweroff", "powering the machine off (--poweroff-on-exit)");
 	sync();
-	reboot(RB_POWER_OFF);
+	if (reboot(RB_POWER_OFF)) /* returns only on failure; in a PID namespace the kernel ends it instead */
+		ra_log(RA_LOG_ERROR, "agent.poweroff", "reboot(RB_POWER_OFF) failed: %s; exiting instead", strerror(errno));
 }
 
 ra_err ra_op_shutdown(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)

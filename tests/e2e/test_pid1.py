@@ -143,6 +143,26 @@ def test_sigterm_from_inside_the_namespace(ns_agent):
     assert ns_agent.unshare.wait(timeout=5) == 0
 
 
+def test_poweroff_on_exit_as_pid1(tmp_path):
+    # In a PID namespace, reboot(RB_POWER_OFF) by its init ends the namespace: the kernel kills the init with
+    # SIGINT (reboot(2)), which unshare passes on as its own death by SIGINT. In a VM it powers the VM off.
+    a = NamespacedAgent(["--mount-proc"], [AGENT_BIN, "--workdir", str(tmp_path / "ws"), "--poweroff-on-exit", "yes"],
+                        tmp_path)
+    ws = a.ws()
+    ws.call("subscribe", events=["sandbox.terminated"])
+    assert ws.call("shutdown", graceMs=500) == {"graceMs": 500}
+    ws.sock.settimeout(5)
+    terminated = ws.recv_msg()
+    assert terminated["event"] == "sandbox.terminated" and terminated["reason"] == "request", terminated
+    code = a.unshare.wait(timeout=5)
+    a.log.close()
+    with open(a.log.name, "rb") as f:
+        log = f.read().decode(errors="replace")
+    assert code in (-signal.SIGINT, 128 + signal.SIGINT), (code, log[-2000:])
+    assert '"event":"agent.poweroff"' in log and "failed" not in log, log[-2000:]
+    assert not any(m in log for m in SANITIZER_MARKERS), log[-4000:]
+
+
 @pytest.fixture
 def rootfs(tmp_path):
     if not STATIC:
