@@ -283,7 +283,7 @@ static void run_op(ra_session *s, const ra_request *req)
 
 void ra_dispatch_message(ra_session *s, const uint8_t *msg, size_t len)
 {
-	ra_lifecycle_touch();
+	ra_lifecycle_message();
 	ra_request req;
 	const char *why;
 	ra_err code = ra_request_decode(&req, msg, len, &why);

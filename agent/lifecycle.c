@@ -139,10 +139,13 @@ static void shutdown_swept(void)
 	stop_serving(); /* connections close once their queues are out, then the loop ends */
 }
 
+static void reset_cancel(const char *why);
+
 void ra_lifecycle_begin_shutdown(const char *reason, uint32_t grace_ms)
 {
 	if (agent->shutting_down)
 		return;
+	reset_cancel("the agent is shutting down: the reset did not finish"); /* its sweep would race this one */
 	agent->shutting_down = true;
 	shutdown_state.reason = reason;
 	shutdown_state.grace_ms = grace_ms;
@@ -183,6 +186,7 @@ static struct {
 	int64_t real_minus_mono, boot_minus_mono;
 	int64_t pause_prepared_at; /* wall clock of the last pause.prepare; 0 if none since a resume */
 	uint64_t resumes;          /* sandbox.resumed events so far */
+	uint64_t resumes_before_message; /* resumes when the message being dispatched arrived */
 	int64_t last_paused_ms;
 } clocks;
 
@@ -241,8 +245,9 @@ ra_err ra_op_pause_prepare(ra_session *s, const ra_request *req, ra_enc *reply, 
 ra_err ra_op_resume(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)
 {
 	(void)s, (void)why;
-	uint64_t before = clocks.resumes;
-	check_clock_jump(); /* a jump seen now is this same pause: one event */
+	/* A jump seen when this request arrived (ra_lifecycle_message), or now, is this same pause: one event */
+	uint64_t before = clocks.resumes_before_message;
+	check_clock_jump();
 	if (clocks.resumes == before && clocks.pause_prepared_at)
 		emit_resumed(ra_unix_ms() - clocks.pause_prepared_at, true);
 	ra_enc_reply_begin(reply, req->id, 2);
@@ -343,6 +348,18 @@ static void reset_swept(void)
 	ra_events_emit(&m, 5, fill_reset, counts);
 	reset_reply(rc, counts);
 	ra_enc_free(&reset.removed_list);
+	reset_free_keep();
+	reset.busy = false;
+}
+
+static void reset_cancel(const char *why)
+{
+	if (!reset.busy)
+		return;
+	ev_timer_stop(agent->loop, &reset.sweep.deadline);
+	ev_timer_stop(agent->loop, &reset.sweep.check);
+	if (reset.s)
+		ra_session_send_error(reset.s, true, reset.req_id, RA_ERR_UNAVAILABLE, why);
 	reset_free_keep();
 	reset.busy = false;
 }
@@ -526,6 +543,12 @@ ra_err ra_op_timeout_extend(ra_session *s, const ra_request *req, ra_enc *reply,
 	arm_deadline();
 	enc_limits(reply, req);
 	return RA_OK;
+}
+
+void ra_lifecycle_message(void)
+{
+	clocks.resumes_before_message = clocks.resumes;
+	ra_lifecycle_touch();
 }
 
 void ra_lifecycle_touch(void)

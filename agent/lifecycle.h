@@ -13,6 +13,8 @@ void ra_lifecycle_shutdown(void);
 /* Something happened (a request, process output, a connection): the idle clock starts again. Also looks
  * for a clock jump that says the sandbox was paused. Cheap. */
 void ra_lifecycle_touch(void);
+/* The touch of a request arriving: a pause it reveals is the one a `resume` request reports. */
+void ra_lifecycle_message(void);
 /* Starts the shutdown path (once). reason: "signal", "request", "timeout". */
 void ra_lifecycle_begin_shutdown(const char *reason, uint32_t grace_ms);
 

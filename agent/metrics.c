@@ -382,6 +382,9 @@ void ra_metrics_flush(void)
 {
 	if (ev_is_active(&cost_timer))
 		emit_cost();
+	/* the last of both: nothing may follow sandbox.terminated while the connections close */
+	ev_timer_stop(agent->loop, &cost_timer);
+	ev_timer_stop(agent->loop, &metrics_timer);
 }
 
 void ra_metrics_intervals(uint64_t *metrics_ms, uint64_t *cost_ms)

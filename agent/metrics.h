@@ -14,7 +14,8 @@ void ra_metrics_shutdown(void);
 /* Intervals in ms (0: off). */
 void ra_metrics_set_intervals(uint64_t metrics_ms, uint64_t cost_ms);
 void ra_metrics_intervals(uint64_t *metrics_ms, uint64_t *cost_ms);
-/* Emits cost.runtime for the interval so far, if cost events run (at shutdown: nothing goes unbilled). */
+/* At shutdown: emits cost.runtime for the interval so far, if cost events run (nothing goes unbilled), and
+ * stops the periodic events (nothing follows sandbox.terminated). */
 void ra_metrics_flush(void);
 
 ra_err ra_op_metrics(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why);

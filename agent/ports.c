@@ -260,6 +260,14 @@ static void waiter_answer(waiter *w)
 	waiter_free(w);
 }
 
+static unsigned count_waiters(const ra_session *s)
+{
+	unsigned n = 0;
+	for (const waiter *w = waiters; w; w = w->next)
+		n += w->s == s;
+	return n;
+}
+
 static void on_wait_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop, (void)revents;
@@ -279,24 +287,13 @@ static void answer_listening_waiters(void)
 /* ---- scanning ---- */
 
 /* Owners are looked for among the agent's descendants only (in a sandbox, every process): a host with
- * thousands of processes must not stall the loop. Listed once per scan, when a new listener needs it. */
+ * thousands of processes must not stall the loop. New listeners of a scan are looked up together, in one
+ * walk through the descendants' fds with one budget: a scan costs the loop the same however many appear. */
 static struct {
 	pid_t pids[4096];
-	size_t n;
-	bool listed;
+	ra_owner_query query[RA_PORTS_SCAN_MAX];
+	size_t nquery;
 } owners;
-
-static void note_owner(port_entry *p, const ra_listener *l)
-{
-	if (!owners.listed) {
-		owners.n = ra_procmgr_descendants(owners.pids, sizeof(owners.pids) / sizeof(owners.pids[0]));
-		owners.listed = true;
-	}
-	p->pid = ra_socket_owner(l->inode, owners.pids, owners.n);
-	p->command[0] = '\0';
-	if (p->pid)
-		ra_process_cmdline(p->pid, p->command, sizeof(p->command));
-}
 
 static void note_listener(const ra_listener *l)
 {
@@ -308,25 +305,48 @@ static void note_listener(const ra_listener *l)
 	if (!p->seen) { /* the first socket of this port in this scan */
 		p->seen = true;
 		p->naddr = 0;
-		if (!p->listening)
-			note_owner(p, l);
+		if (!p->listening && owners.nquery < RA_PORTS_SCAN_MAX)
+			owners.query[owners.nquery++] = (ra_owner_query){.inode = l->inode, .port = l->port};
 	}
 	if (p->naddr < ADDRS_MAX)
 		ra_listener_addr(l, p->addr[p->naddr++], ADDR_LEN);
 }
 
+static void note_owners(void)
+{
+	if (!owners.nquery)
+		return;
+	size_t n = ra_procmgr_descendants(owners.pids, sizeof(owners.pids) / sizeof(owners.pids[0]));
+	ra_socket_owners(owners.query, owners.nquery, owners.pids, n);
+	for (size_t i = 0; i < owners.nquery; i++) {
+		port_entry *p = find_port(owners.query[i].port);
+		if (!p)
+			continue;
+		p->pid = owners.query[i].pid;
+		p->command[0] = '\0';
+		if (p->pid)
+			ra_process_cmdline(p->pid, p->command, sizeof(p->command));
+	}
+	owners.nquery = 0;
+}
+
 static void scan_now(void)
 {
+	static int last_err; /* said once, not every 100 ms */
 	int n = ra_portscan(scan_buf, RA_PORTS_SCAN_MAX);
-	if (n < 0) {
-		ra_log(RA_LOG_WARN, "ports.scan", "cannot list listening sockets: %s", strerror(-n));
+	if (n < 0) { /* what was known stays so: no port.closed for listeners that could not be seen */
+		if (n != last_err)
+			ra_log(RA_LOG_WARN, "ports.scan", "cannot list listening sockets: %s", strerror(-n));
+		last_err = n;
 		return;
 	}
+	last_err = 0;
 	for (size_t i = 0; i < nports; i++)
 		ports[i].seen = false;
-	owners.listed = false;
+	owners.nquery = 0;
 	for (int i = 0; i < n; i++)
 		note_listener(&scan_buf[i]);
+	note_owners();
 	for (size_t i = 0; i < nports;) {
 		port_entry *p = &ports[i];
 		if (p->seen && !p->listening) {
@@ -403,6 +423,10 @@ ra_err ra_op_port_expose(ra_session *s, const ra_request *req, ra_enc *reply, ra
 		enc_port(reply, p);
 		return RA_OK;
 	}
+	if (count_waiters(s) >= RA_PORT_WAITERS_PER_CONNECTION)
+		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED,
+			       "%u port.expose requests already wait on this connection: wait for their replies",
+			       RA_PORT_WAITERS_PER_CONNECTION);
 	waiter *w = calloc(1, sizeof(*w));
 	if (!w)
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");

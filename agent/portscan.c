@@ -101,17 +101,18 @@ static void parse_hex_addr(const char *hex, ra_listener *l)
 	}
 }
 
-static void scan_proc_file(const char *path, bool ipv6, ra_listener *out, size_t cap, size_t *n)
+/* 0, or -errno when the file cannot be read. */
+static int scan_proc_file(const char *path, bool ipv6, ra_listener *out, size_t cap, size_t *n)
 {
 	FILE *f = fopen(path, "re");
 	if (!f)
-		return;
+		return -errno;
 	char line[512], addr[64];
 	unsigned port, state;
 	unsigned long long inode;
 	if (!fgets(line, sizeof(line), f)) { /* the header */
 		fclose(f);
-		return;
+		return 0;
 	}
 	while (*n < cap && fgets(line, sizeof(line), f)) {
 		if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %llu", addr, &port, &state, &inode) != 4 ||
@@ -125,6 +126,7 @@ static void scan_proc_file(const char *path, bool ipv6, ra_listener *out, size_t
 		parse_hex_addr(addr, l);
 	}
 	fclose(f);
+	return 0;
 }
 
 int ra_portscan(ra_listener *out, size_t cap)
@@ -132,11 +134,15 @@ int ra_portscan(ra_listener *out, size_t cap)
 	int rc = scan_netlink(out, cap);
 	if (rc >= 0)
 		return rc;
+	if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
+		return rc; /* the fallback would need the same: no answer is better than "nothing listens" */
 	size_t n = 0;
-	scan_proc_file("/proc/net/tcp", false, out, cap, &n);
-	scan_proc_file("/proc/net/tcp6", true, out, cap, &n);
-	if (n == 0 && access("/proc/net/tcp", R_OK) != 0)
-		return rc;
+	int err = scan_proc_file("/proc/net/tcp", false, out, cap, &n);
+	if (err)
+		return err;
+	err = scan_proc_file("/proc/net/tcp6", true, out, cap, &n);
+	if (err && err != -ENOENT) /* a kernel without IPv6 has no tcp6 */
+		return err;
 	return (int)n;
 }
 
@@ -148,38 +154,61 @@ void ra_listener_addr(const ra_listener *l, char *buf, size_t cap)
 
 /* ---- owners ---- */
 
-static bool fd_dir_holds(pid_t pid, const char *want, unsigned *budget)
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The socket inode of an fd link ("socket:[123]"), or 0. */
+static uint64_t link_socket_inode(const char *link)
+{
+	if (strncmp(link, "socket:[", 8) != 0)
+		return 0;
+	char *end;
+	unsigned long long v = strtoull(link + 8, &end, 10);
+	return *end == ']' ? v : 0;
+}
+
+/* Records pid as the holder of any wanted inode among its fds; false once the budget is spent. */
+static bool scan_fd_dir(pid_t pid, const ra_owner_query *q, size_t nq, pid_t *found, unsigned *budget)
 {
 	char path[64], link[64];
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	DIR *d = opendir(path);
 	if (!d)
-		return false;
-	bool found = false;
+		return *budget > 0;
 	struct dirent *de;
-	while (!found && *budget && (de = readdir(d))) {
+	while (*budget && (de = readdir(d))) {
 		--*budget;
 		char fdpath[300];
 		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
 		ssize_t n = readlink(fdpath, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = '\0';
-			found = strcmp(link, want) == 0;
-		}
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		uint64_t inode = link_socket_inode(link);
+		const ra_owner_query *hit = inode ? bsearch(&inode, q, nq, sizeof(*q), cmp_u64) : NULL;
+		if (hit && !found[hit - q])
+			found[hit - q] = pid;
 	}
 	closedir(d);
-	return found;
+	return *budget > 0;
 }
 
-pid_t ra_socket_owner(uint64_t inode, const pid_t *candidates, size_t n)
+void ra_socket_owners(ra_owner_query *q, size_t nq, const pid_t *candidates, size_t n)
 {
-	char want[48];
-	unsigned budget = RA_PORT_OWNER_MAX_LINKS; /* the loop waits meanwhile: bounded */
-	snprintf(want, sizeof(want), "socket:[%llu]", (unsigned long long)inode);
-	for (size_t i = 0; i < n && budget; i++)
-		if (fd_dir_holds(candidates[i], want, &budget))
-			return candidates[i];
-	return 0;
+	if (nq > RA_PORTS_SCAN_MAX)
+		nq = RA_PORTS_SCAN_MAX;
+	if (!nq)
+		return;
+	qsort(q, nq, sizeof(*q), cmp_u64); /* the inode is the first member */
+	pid_t found[RA_PORTS_SCAN_MAX] = {0};
+	unsigned budget = RA_PORT_OWNER_MAX_LINKS; /* the loop waits meanwhile: bounded, for the whole scan */
+	for (size_t i = 0; i < n && scan_fd_dir(candidates[i], q, nq, found, &budget); i++)
+		;
+	for (size_t i = 0; i < nq; i++)
+		q[i].pid = found[i];
 }
 
 void ra_process_cmdline(pid_t pid, char *buf, size_t cap)

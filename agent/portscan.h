@@ -20,9 +20,15 @@ typedef struct {
 int ra_portscan(ra_listener *out, size_t cap);
 /* "0.0.0.0", "127.0.0.1", "::", "::1". */
 void ra_listener_addr(const ra_listener *l, char *buf, size_t cap);
-/* Which of the candidate pids holds the socket (a look through their /proc/PID/fd, at most
- * RA_PORT_OWNER_MAX_LINKS links in all), or 0. */
-pid_t ra_socket_owner(uint64_t inode, const pid_t *candidates, size_t n);
+/* A socket whose owner is wanted: inode in, pid out (0 when not found). */
+typedef struct {
+	uint64_t inode; /* first: the queries are sorted by it */
+	uint16_t port;
+	pid_t pid;
+} ra_owner_query;
+/* Which of the candidate pids holds each queried socket: one look through their /proc/PID/fd for all the
+ * queries together, at most RA_PORT_OWNER_MAX_LINKS links in all. Sorts q by inode. */
+void ra_socket_owners(ra_owner_query *q, size_t nq, const pid_t *candidates, size_t n);
 /* /proc/PID/cmdline with spaces between the arguments, cut to cap; "" when unknown. */
 void ra_process_cmdline(pid_t pid, char *buf, size_t cap);
 

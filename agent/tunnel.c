@@ -40,7 +40,8 @@ typedef struct tunnel {
 	unsigned naddr, attempt;
 	int first_err;
 	chunk *q_head, *q_tail;
-	size_t queued;
+	size_t queued;     /* bytes waiting for the port */
+	size_t queued_mem; /* what the chunks holding them take: counted against RA_TUNNEL_QUEUE_MAX */
 	uint64_t bytes_in, bytes_out; /* to the port, from the port */
 } tunnel;
 
@@ -255,6 +256,7 @@ static bool flush_queue(tunnel *t)
 			t->q_tail = NULL;
 		if (c->reply_pending)
 			send_sent_reply(t, c->reply_id);
+		t->queued_mem -= c->alloc;
 		ra_spare_give(c, c->alloc);
 	}
 	if (t->q_head)
@@ -266,26 +268,47 @@ static bool flush_queue(tunnel *t)
 
 static void on_port_writable(struct ev_loop *loop, ev_io *w, int revents);
 
+/* Small sends join the last chunk while it has room, so that many of them cost what their bytes do. A chunk
+ * carries one reply at most: a send that must wait for its bytes joins only a chunk that carries none. */
+#define CHUNK_MIN_ALLOC 4096u
+
+static bool append_to_tail(tunnel *t, const uint8_t *data, size_t len, uint64_t req_id, bool pending)
+{
+	chunk *c = t->q_tail;
+	if (!c || c->alloc - sizeof(*c) - c->len < len || (pending && c->reply_pending))
+		return false;
+	memcpy(c->data + c->len, data, len);
+	c->len += len;
+	if (pending) {
+		c->reply_pending = true;
+		c->reply_id = req_id;
+	}
+	return true;
+}
+
 static int queue_bytes(tunnel *t, const uint8_t *data, size_t len, uint64_t req_id, bool *answered)
 {
-	size_t alloc = 0;
-	chunk *c = ra_spare_take(sizeof(*c) + len, &alloc);
-	if (!c) {
-		alloc = ra_spare_size_for(sizeof(*c) + len);
-		if (!(c = malloc(alloc)))
-			return -ENOMEM;
-	}
-	*c = (chunk){.alloc = alloc, .len = len, .reply_id = req_id};
-	memcpy(c->data, data, len);
-	if (t->q_tail)
-		t->q_tail->next = c;
-	else
-		t->q_head = c;
-	t->q_tail = c;
-	t->queued += len;
 	/* Over the window: the reply waits for these bytes to be written, which paces the client. */
-	c->reply_pending = t->queued > RA_TUNNEL_WINDOW_BYTES;
-	*answered = !c->reply_pending;
+	bool pending = t->queued + len > RA_TUNNEL_WINDOW_BYTES;
+	*answered = !pending;
+	if (!append_to_tail(t, data, len, req_id, pending)) {
+		size_t need = sizeof(chunk) + len, alloc = 0;
+		chunk *c = ra_spare_take(need, &alloc);
+		if (!c) {
+			alloc = ra_spare_size_for(need < CHUNK_MIN_ALLOC ? CHUNK_MIN_ALLOC : need);
+			if (!(c = malloc(alloc)))
+				return -ENOMEM;
+		}
+		*c = (chunk){.alloc = alloc, .len = len, .reply_pending = pending, .reply_id = req_id};
+		memcpy(c->data, data, len);
+		if (t->q_tail)
+			t->q_tail->next = c;
+		else
+			t->q_head = c;
+		t->q_tail = c;
+		t->queued_mem += alloc;
+	}
+	t->queued += len;
 	return 0;
 }
 
@@ -501,7 +524,8 @@ ra_err ra_op_port_send(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 		return rc;
 	if (t->client_eof && (len || !eof))
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "tunnel %u: nothing can be sent after eof", t->id);
-	if (t->queued + len > RA_TUNNEL_QUEUE_MAX)
+	/* Bytes, and the memory holding them (a million one-byte sends must not cost a chunk each). */
+	if (t->queued + len > RA_TUNNEL_QUEUE_MAX || t->queued_mem + sizeof(chunk) + len > RA_TUNNEL_QUEUE_MEM_MAX)
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED,
 			       "tunnel %u: %zu bytes are waiting for the port already; wait for the replies of earlier sends",
 			       t->id, t->queued);
@@ -520,8 +544,14 @@ ra_err ra_op_port_send(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 			ra_lifecycle_touch();
 		}
 	}
-	if (len > written && queue_bytes(t, data + written, len - written, req->id, &answered))
-		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
+	if (len > written && queue_bytes(t, data + written, len - written, req->id, &answered)) {
+		if (!written)
+			return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
+		/* Some bytes reached the port and the rest cannot wait: a retry would send those twice. */
+		uint32_t id = t->id;
+		tunnel_end(t, ENOMEM);
+		return ra_fail(why, RA_ERR_UNAVAILABLE, "tunnel %u closed: out of memory after a partial write", id);
+	}
 	t->client_eof = t->client_eof || eof;
 	if (!answered) { /* the queued chunk owns the reply now: sent when written, or an error if the tunnel ends */
 		if (flush_queue(t))
@@ -531,10 +561,10 @@ ra_err ra_op_port_send(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 	uint32_t id = t->id;
 	if (!flush_queue(t)) /* the tunnel ended: its closed message says why */
 		return ra_fail(why, RA_ERR_UNAVAILABLE, "tunnel %u closed", id);
-	size_t queued = t->queued;
-	finish_client_eof(t); /* may end the tunnel: t is not used after it */
-	enc_sent(reply, req->id, id, queued);
-	return RA_OK;
+	enc_sent(reply, req->id, id, t->queued);
+	ra_session_send(s, reply); /* before the closed message that finishing may cause */
+	finish_client_eof(t);      /* may end the tunnel: t is not used after it */
+	return RA_REPLY_LATER;
 }
 
 ra_err ra_op_port_disconnect(ra_session *s, const ra_request *req, ra_enc *reply, ra_why *why)

@@ -92,12 +92,14 @@
 #define RA_PORT_SCAN_MS_MAX 60000u
 #define RA_PORTS_SCAN_MAX 4096          /* listening sockets one scan reads */
 #define RA_PORT_OWNER_MAX_LINKS 20000u  /* fd links read to find who listens */
+#define RA_PORT_WAITERS_PER_CONNECTION 256u /* port.expose requests with waitMs waiting at once */
 #define RA_PORT_WAIT_MAX_MS (3600u * 1000) /* port.expose waitMs */
 #define RA_PORT_URL_TEMPLATE_MAX 512
 /* Tunnels (port.connect). */
 #define RA_TUNNEL_READ_BYTES ((256u << 10) - 64) /* read from a port at a time: one message, one frame */
 #define RA_TUNNEL_WINDOW_BYTES (1u << 20) /* port.send is answered once less than this waits for the port */
 #define RA_TUNNEL_QUEUE_MAX (16u << 20)   /* past this a port.send is refused */
+#define RA_TUNNEL_QUEUE_MEM_MAX (17u << 20) /* and past this much memory holding them (chunk headers, room) */
 #define RA_TUNNEL_CONNECT_MS_DEFAULT 5000u
 #define RA_TUNNEL_CONNECT_MS_MAX 60000u
 #define RA_TUNNELS_PER_CONNECTION 256u

@@ -3,6 +3,7 @@ idle and hard timeouts."""
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -199,3 +200,116 @@ def test_lifecycle_bad_input(agent):
     expect_error(ws.request("lifecycle.configure", idleTimeoutMs=10**15), "INVALID_CONFIG")
     expect_error(ws.request("timeout.extend"), "INVALID_CONFIG")
     assert ws.call("ping")["pong"]
+
+
+# ---- found in review ----
+
+def test_shutdown_during_a_reset_ends_the_reset(agent):
+    ws = agent.ws()
+    ws.call("subscribe", events=["sandbox.*"])
+    stubborn(agent)
+    rid = ws.next_id
+    ws.next_id += 1
+    ws.send({"id": rid, "op": "sandbox.reset", "graceMs": 3000})  # the stubborn processes hold it for 3 s
+    time.sleep(0.2)
+    assert agent.ws().call("shutdown", graceMs=300) == {"graceMs": 300}
+    got = []
+    ws.sock.settimeout(5)
+    with pytest.raises(Closed):
+        while True:
+            got.append(ws.recv_msg())
+    replies = [m for m in got if m.get("type") == "reply" and m.get("id") == rid]
+    events = [m["event"] for m in got if m.get("type") == "event"]
+    assert len(replies) == 1 and replies[0]["error"]["code"] == "UNAVAILABLE", got
+    assert "sandbox.reset" not in events and events[-1] == "sandbox.terminated", events
+    assert [m for m in got if m.get("event") == "sandbox.terminated"][0]["killed"] >= 2
+    assert agent.proc.wait(timeout=5) == 0
+
+
+def test_nothing_follows_sandbox_terminated(make_agent):
+    agent = make_agent(args=["--metrics-interval-ms", "100", "--cost-interval-ms", "100"])
+    ws = agent.ws()
+    ws.call("subscribe", events=["metrics", "cost.runtime", "sandbox.terminated"])
+    time.sleep(0.25)  # a few of each
+    agent.ws().call("shutdown", graceMs=0)
+    after, seen_terminated = [], False
+    ws.sock.settimeout(5)
+    try:
+        while True:
+            m = ws.recv_msg()
+            if seen_terminated and m.get("type") == "event":
+                after.append(m["event"])
+            seen_terminated = seen_terminated or m.get("event") == "sandbox.terminated"
+    except Closed:
+        pass
+    assert seen_terminated and after == [], after
+    assert agent.proc.wait(timeout=5) == 0
+
+
+SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+/* CLOCK_REALTIME and CLOCK_BOOTTIME ahead by the milliseconds in the file $CLOCK_JUMP_FILE: a VM that was
+ * frozen and thawed, as the agent sees it. */
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+	static int (*real)(clockid_t, struct timespec *);
+	if (!real)
+		real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+	int rc = real(id, ts);
+	const char *path = getenv("CLOCK_JUMP_FILE");
+	FILE *f = path && (id == CLOCK_REALTIME || id == CLOCK_BOOTTIME) ? fopen(path, "r") : NULL;
+	long ms = 0;
+	if (f) {
+		if (fscanf(f, "%ld", &ms) != 1)
+			ms = 0;
+		fclose(f);
+	}
+	ts->tv_sec += ms / 1000 + (ts->tv_nsec + ms % 1000 * 1000000) / 1000000000;
+	ts->tv_nsec = (ts->tv_nsec + ms % 1000 * 1000000) % 1000000000;
+	return rc;
+}
+"""
+
+
+@pytest.fixture
+def clock_shim(tmp_path):
+    from conftest import AGENT_BIN
+    if subprocess.run(["ldd", AGENT_BIN], capture_output=True).returncode != 0:
+        pytest.skip("the clock is moved by an LD_PRELOAD library: the dynamic (dev) build only")
+    src, lib = tmp_path / "jump.c", tmp_path / "jump.so"
+    src.write_text(SHIM)
+    r = subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(src), "-ldl"], capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()
+    jump = tmp_path / "jump_ms"
+    jump.write_text("0")
+    return lib, jump
+
+
+def test_a_clock_jump_is_a_resume(make_agent, clock_shim):
+    lib, jump = clock_shim
+    agent = make_agent(env={"LD_PRELOAD": str(lib), "CLOCK_JUMP_FILE": str(jump),
+                            "ASAN_OPTIONS": "verify_asan_link_order=0:detect_leaks=1:exitcode=23"})
+    ws = agent.ws()
+    ws.call("subscribe", events=["sandbox.resumed"])
+    jump.write_text("1500")  # under the 2 s threshold: a clock correction, not a pause
+    assert ws.call("ping")["pong"]
+    jump.write_text("11500")  # frozen for 10 s, seen at the next activity (this ping)
+    ws.send({"id": 900, "op": "ping"})
+    ws.sock.settimeout(5)
+    ev, reply = ws.recv_msg(), ws.recv_msg()
+    assert ev["detectedBy"] == "clock" and 9900 <= ev["pausedMs"] <= 10100, ev
+    assert reply["id"] == 900 and reply["result"]["pong"], reply
+    # pause.prepare, frozen 5 s, then resume: the request's own arrival reveals the jump, and its reply says so
+    ws.call("pause.prepare")
+    jump.write_text("16500")
+    rid = ws.next_id
+    ws.send({"id": rid, "op": "resume"})
+    ws.sock.settimeout(5)
+    ev, reply = ws.recv_msg(), ws.recv_msg()
+    assert ev["event"] == "sandbox.resumed" and ev["detectedBy"] == "clock" and 4900 <= ev["pausedMs"] <= 5100, ev
+    assert reply["id"] == rid and reply["result"]["pausedMs"] == ev["pausedMs"], reply
+    assert ws.call("resume")["pausedMs"] is None  # one event per pause
