@@ -193,7 +193,6 @@ static unsigned count_fds(void)
 
 static void take_sample(sample *s)
 {
-	static pid_t pids[65536];
 	memset(s, 0, sizeof(*s));
 	s->mono_ms = mono_ms();
 	read_cpu_and_memory(s);
@@ -203,7 +202,7 @@ static void take_sample(sample *s)
 		s->disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
 	}
 	read_network(s);
-	s->processes = (unsigned)ra_procmgr_descendants(pids, sizeof(pids) / sizeof(pids[0]));
+	s->processes = (unsigned)ra_procmgr_count_descendants();
 	char statm[128];
 	unsigned long pages_total, pages_rss;
 	if (!read_text("/proc/self/statm", statm, sizeof(statm)) && sscanf(statm, "%lu %lu", &pages_total, &pages_rss) == 2)

@@ -124,16 +124,28 @@ ra_proc *ra_proc_next(const ra_proc *p) { return p->next; }
 unsigned long ra_procmgr_orphans_reaped(void) { return orphans_reaped; }
 
 /* Every process below the agent: the ppid links of /proc, followed down from our pid. */
-size_t ra_procmgr_descendants(pid_t *out, size_t cap)
+/* Every process of /proc with its parent, sorted by parent: the children of one are a range found by bsearch,
+ * so the walk below is O(n log n), not O(descendants x processes) (a fork storm has tens of thousands). */
+enum { PROC_SCAN_MAX = 65536 };
+static struct proc_link {
+	pid_t ppid, pid;
+} links[PROC_SCAN_MAX];
+static pid_t walk_queue[PROC_SCAN_MAX];
+
+static int link_cmp(const void *a, const void *b)
 {
-	enum { MAX_SCAN = 65536 };
-	static pid_t pids[MAX_SCAN], ppids[MAX_SCAN];
-	size_t n = 0, found = 0;
+	const struct proc_link *x = a, *y = b;
+	return (x->ppid > y->ppid) - (x->ppid < y->ppid);
+}
+
+static size_t read_links(void)
+{
+	size_t n = 0;
 	DIR *d = opendir("/proc");
 	if (!d)
 		return 0;
 	struct dirent *de;
-	while (n < MAX_SCAN && (de = readdir(d))) {
+	while (n < PROC_SCAN_MAX && (de = readdir(d))) {
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
 		char path[64], buf[512];
@@ -147,34 +159,52 @@ size_t ra_procmgr_descendants(pid_t *out, size_t cap)
 		buf[len] = '\0';
 		const char *rp = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
 		int ppid;
-		if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1) {
-			pids[n] = (pid_t)strtol(de->d_name, NULL, 10);
-			ppids[n++] = ppid;
-		}
+		if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1)
+			links[n++] = (struct proc_link){.ppid = ppid, .pid = (pid_t)strtol(de->d_name, NULL, 10)};
 	}
 	closedir(d);
-	/* breadth first: out[] grows as the frontier */
-	pid_t self = getpid();
-	for (size_t i = 0; i < n; i++)
-		if (ppids[i] == self && found < cap)
-			out[found++] = pids[i];
-	for (size_t at = 0; at < found; at++)
-		for (size_t i = 0; i < n && found < cap; i++)
-			if (ppids[i] == out[at])
-				out[found++] = pids[i];
+	qsort(links, n, sizeof(links[0]), link_cmp);
+	return n;
+}
+
+/* Breadth first into walk_queue: children, then theirs. */
+static size_t walk_descendants(void)
+{
+	size_t n = read_links(), found = 0;
+	walk_queue[found++] = getpid();
+	for (size_t at = 0; at < found; at++) {
+		struct proc_link key = {.ppid = walk_queue[at]};
+		struct proc_link *hit = bsearch(&key, links, n, sizeof(links[0]), link_cmp);
+		if (!hit)
+			continue;
+		while (hit > links && hit[-1].ppid == key.ppid)
+			hit--;
+		for (; hit < links + n && hit->ppid == key.ppid && found < PROC_SCAN_MAX; hit++)
+			walk_queue[found++] = hit->pid;
+	}
+	return found - 1; /* not the agent itself */
+}
+
+size_t ra_procmgr_descendants(pid_t *out, size_t cap)
+{
+	size_t found = walk_descendants();
+	if (found > cap)
+		found = cap;
+	memcpy(out, walk_queue + 1, found * sizeof(*out));
 	return found;
 }
 
+size_t ra_procmgr_count_descendants(void) { return walk_descendants(); }
+
 unsigned ra_procmgr_signal_all(int sig)
 {
-	static pid_t pids[65536];
 	for (ra_proc *p = table_head; p; p = p->next) /* whole groups at once, and their end reason */
 		if (p->state != RA_PROC_DONE)
 			ra_proc_signal(p, sig, true, RA_END_KILLED);
 	unsigned n = 0;
-	size_t count = ra_procmgr_descendants(pids, sizeof(pids) / sizeof(pids[0]));
-	for (size_t i = 0; i < count; i++)
-		n += kill(pids[i], sig) == 0;
+	size_t count = walk_descendants();
+	for (size_t i = 1; i <= count; i++)
+		n += kill(walk_queue[i], sig) == 0;
 	return n;
 }
 

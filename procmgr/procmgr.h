@@ -125,8 +125,10 @@ ra_proc *ra_proc_next(const ra_proc *p);
 unsigned long ra_procmgr_orphans_reaped(void);
 /* Whether the agent has any child process (tracked or an adopted orphan), alive or not yet reaped. */
 bool ra_procmgr_has_children(void);
-/* The pids below the agent (children, theirs, and adopted orphans), up to cap; from /proc. */
+/* The pids below the agent (children, theirs, and adopted orphans), children first, up to cap; from /proc. */
 size_t ra_procmgr_descendants(pid_t *out, size_t cap);
+/* How many there are (at most 65,535). */
+size_t ra_procmgr_count_descendants(void);
 /* sig to every live process group of the table (their end reason: killed) and to every descendant
  * (daemons that left their group included); how many descendants were signalled. */
 unsigned ra_procmgr_signal_all(int sig);
