@@ -22,6 +22,7 @@ typedef struct {
 	bool rx_paused;
 	bool closing; /* close with 1001 at the next writable */
 	int last_outq; /* bytes in the kernel's send queue at the last progress check */
+	ev_tstamp alive_confirmed; /* when lws was last told the peer is alive */
 	char http_body[320];
 	size_t http_len;
 } conn;
@@ -190,6 +191,18 @@ static void update_rx_flow(struct lws *wsi, conn *c)
 	}
 }
 
+/* Any traffic proves the peer alive, not only a PONG. Told to lws at most once a second: each telling
+ * re-inserts the connection's keepalive timer into lws's sorted timer list, a walk of every connection's
+ * timers (with 256 connections, a quarter of the agent's time answering pings). */
+static void confirm_alive(struct lws *wsi, conn *c)
+{
+	ev_tstamp now = ev_now(agent->loop);
+	if (now - c->alive_confirmed < 1.0)
+		return;
+	c->alive_confirmed = now;
+	lws_validity_confirmed(wsi);
+}
+
 static int close_with(struct lws *wsi, enum lws_close_status code, const char *reason)
 {
 	lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
@@ -200,7 +213,7 @@ static int on_receive(struct lws *wsi, conn *c, const void *in, size_t len)
 {
 	ra_session *s = &c->session;
 	bool final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
-	lws_validity_confirmed(wsi); /* any traffic proves the peer alive, not only a PONG */
+	confirm_alive(wsi, c);
 	switch (ra_session_rx(s, in, len, lws_frame_is_binary(wsi), final)) {
 	case RA_RX_MORE:
 		return 0;
@@ -295,7 +308,7 @@ static int on_writable(struct lws *wsi, conn *c)
 	} while (m && budget && m->len - m->sent <= budget && !(choked = lws_send_pipe_choked(wsi)));
 	/* The socket took more bytes: a peer that only reads, slowly (a long download), is alive as long as its
 	 * kernel keeps acknowledging them. A dead one stops that once the buffers are full. */
-	lws_validity_confirmed(wsi);
+	confirm_alive(wsi, c);
 	if (choked || ra_session_out_head(s))
 		watch_progress(); /* the socket is full: the peer may take a while (PINGs wait behind the data) */
 	update_rx_flow(wsi, c);
