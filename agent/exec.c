@@ -8,6 +8,7 @@
 #include "../proto/ra_limits.h"
 #include "events.h"
 #include "lifecycle.h"
+#include "pid1.h"
 #include "ports.h"
 #include "log.h"
 
@@ -405,6 +406,7 @@ void ra_exec_init(ra_agent *a)
 		.kill_grace_ms = RA_KILL_GRACE_MS,
 		.stdin_queue_cap = RA_STDIN_QUEUE_BYTES,
 		.default_cwd = c->workdir,
+		.child_nofile = ra_pid1_child_nofile(),
 	};
 	ra_proc_hooks hooks = {.on_output = on_output, .on_exit = on_proc_exit, .on_done = on_done, .on_free = on_free};
 	ra_procmgr_init(a->loop, &cfg, &hooks);

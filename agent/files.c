@@ -12,6 +12,7 @@
 #include "../fsops/fsops.h"
 #include "../proto/ra_limits.h"
 #include "../proto/sha256.h"
+#include "pid1.h"
 
 static ra_agent *agent;
 
@@ -26,17 +27,6 @@ static const ra_fs_owner *default_owner(void)
 	owner.uid = agent->config->default_uid;
 	owner.gid = agent->config->default_gid;
 	return &owner;
-}
-
-/* A directory made by mkdir is given away after it exists (best effort: an agent that is not root cannot
- * give it away, and then it stays its own). */
-static void give_dir_to_default_user(const char *path, uint32_t mode)
-{
-	if (!default_owner())
-		return;
-	ra_fs_chown(path, agent->config->default_uid, agent->config->default_gid);
-	if (mode & 06000) /* a chown clears set-user-ID and set-group-ID: put back what was asked for */
-		ra_fs_chmod(path, mode);
 }
 
 static ra_err fs_error(ra_why *why, int rc, const char *op, const char *path)
@@ -159,14 +149,11 @@ ra_err ra_op_file_mkdir(ra_session *s, const ra_request *req, ra_enc *reply, ra_
 	if ((rc = path_arg(req, "path", path, why)) || (rc = ra_arg_bool(req, "recursive", &recursive, why)) ||
 	    (rc = mode_arg(req, &has_mode, &mode, why)))
 		return rc;
-	ra_fs_stat st;
-	bool existed = ra_fs_stat_path(path, true, &st) == 0 && st.type == RA_FS_DIR;
-	ra_fs_stat_free(&st);
-	int r = ra_fs_mkdir(path, mode, recursive);
+	bool created = false;
+	int r = ra_fs_mkdir(path, mode, recursive, default_owner(), &created);
 	if (r)
 		return fs_error(why, r, "mkdir", path);
-	if (!existed)
-		give_dir_to_default_user(path, mode);
+	bool existed = !created;
 	ra_enc_reply_begin(reply, req->id, 2);
 	ra_enc_str(reply, "path");
 	ra_enc_str(reply, path);
@@ -304,6 +291,10 @@ ra_err ra_op_file_read(ra_session *s, const ra_request *req, ra_enc *reply, ra_w
 		return rc;
 	bool has_length = length != UINT64_MAX;
 	int fd = ra_fs_open_regular(path); /* opened once: what is measured is what is read */
+	if (fd >= 0 && ra_fd_in_reserve(fd)) { /* kept for new connections and process pipes */
+		close(fd);
+		fd = -EMFILE;
+	}
 	if (fd == -EINVAL)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "read '%s': not a regular file", path);
 	if (fd < 0)
@@ -513,6 +504,15 @@ static void download_pump(download *d)
 static ra_err start_download(ra_session *s, const ra_request *req, int fd, uint64_t size, const char *path,
 			     uint64_t offset, uint64_t length, bool has_length, bool digest, ra_why *why)
 {
+	unsigned here = 0;
+	for (download *o = downloads; o; o = o->next)
+		here += o->s == s;
+	if (here >= RA_DOWNLOADS_PER_CONNECTION) {
+		close(fd);
+		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED,
+			       "at most %u streamed reads in progress per connection: read the ones under way first",
+			       RA_DOWNLOADS_PER_CONNECTION);
+	}
 	download *d = calloc(1, sizeof(*d));
 	if (!d || !(d->path = strdup(path))) {
 		free(d);
@@ -617,6 +617,10 @@ ra_err ra_op_file_upload_open(ra_session *s, const ra_request *req, ra_enc *repl
 		return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	}
 	u->fd = ra_fs_temp_create(path, 0600, u->tmp, sizeof(u->tmp));
+	if (u->fd >= 0 && ra_fd_in_reserve(u->fd)) { /* kept for new connections and process pipes */
+		ra_fs_temp_discard(u->fd, u->tmp);
+		u->fd = -EMFILE;
+	}
 	if (u->fd < 0) {
 		r = u->fd;
 		free(u->path);

@@ -108,7 +108,7 @@ static int serve(int argc, char **argv)
 	ra_log_set_level(config.log_level);
 	record_start_times();
 	ra_pid1_prepare(); /* before the workdir: as PID 1 it may have to mount /tmp first */
-	int rc = ra_fs_mkdir(config.workdir, 0755, true);
+	int rc = ra_fs_mkdir(config.workdir, 0755, true, NULL, NULL);
 	if (rc) {
 		fprintf(stderr, "runra-agent: invalid configuration: workdir '%s': %s\n", config.workdir, strerror(-rc));
 		return 2;

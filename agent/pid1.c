@@ -86,8 +86,34 @@ static void mount_essentials(void)
 	}
 }
 
+static struct rlimit nofile_at_start, nofile_now;
+
+/* A kernel-started init gets 1,024 fds, which a few clients' transfers and tunnels would use up. Children
+ * get the limit the agent was started with back (procmgr), as programs expect. */
+static void raise_fd_limit(void)
+{
+	if (getrlimit(RLIMIT_NOFILE, &nofile_at_start))
+		return;
+	nofile_now = nofile_at_start;
+	rlim_t want = nofile_at_start.rlim_max < RA_AGENT_NOFILE ? nofile_at_start.rlim_max : RA_AGENT_NOFILE;
+	if (want > nofile_now.rlim_cur) {
+		nofile_now.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &nofile_now))
+			nofile_now = nofile_at_start;
+	}
+}
+
+rlim_t ra_pid1_child_nofile(void) { return nofile_at_start.rlim_cur; }
+
+bool ra_fd_in_reserve(int fd)
+{
+	rlim_t limit = nofile_now.rlim_cur;
+	return limit != RLIM_INFINITY && limit > RA_FD_RESERVE && (rlim_t)fd >= limit - RA_FD_RESERVE;
+}
+
 void ra_pid1_prepare(void)
 {
+	raise_fd_limit();
 	/* Signals whose default action would stop or kill the agent (a PID 1 is spared them only when they come
 	 * from inside its namespace). Children get default dispositions back when procmgr spawns them. */
 	static const int ignored[] = {SIGPIPE, SIGTTIN, SIGTTOU, SIGTSTP, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM,

@@ -8,11 +8,17 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <sys/resource.h>
 
 typedef void (*ra_shutdown_fn)(int signo);
 
-/* Before the loop exists: mounts (PID 1) or subreaper (otherwise), ignored signals. */
+/* Before the loop exists: mounts (PID 1) or subreaper (otherwise), ignored signals, the fd limit raised. */
 void ra_pid1_prepare(void);
+/* The fd limit the agent was started with (what its children get back), and whether fd, just opened, is in
+ * the last RA_FD_RESERVE below the agent's own limit: fds are given lowest first, so then fewer than that
+ * are free, and what opened it should give it back rather than leave nothing for a new connection. */
+rlim_t ra_pid1_child_nofile(void);
+bool ra_fd_in_reserve(int fd);
 /* Signal and reaper watchers on the default loop. on_shutdown runs for SIGTERM, SIGINT and SIGPWR. */
 void ra_pid1_start(struct ev_loop *loop, ra_shutdown_fn on_shutdown);
 void ra_pid1_stop(struct ev_loop *loop);

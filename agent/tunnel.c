@@ -11,6 +11,7 @@
 #include "../proto/ra_limits.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "pid1.h"
 #include "spares.h"
 
 typedef struct chunk {
@@ -389,6 +390,11 @@ static void connect_next(tunnel *t)
 		const struct sockaddr_storage *a = &t->addr[t->attempt];
 		socklen_t len = a->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 		t->fd = socket(a->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (t->fd >= 0 && ra_fd_in_reserve(t->fd)) { /* kept for new connections and process pipes */
+			close(t->fd);
+			t->fd = -1;
+			errno = EMFILE;
+		}
 		if (t->fd < 0) {
 			t->first_err = t->first_err ? t->first_err : errno;
 			continue;

@@ -123,10 +123,11 @@ int ra_fs_stat_path(const char *path, bool follow, ra_fs_stat *st)
 
 /* ---- mkdir, chmod ---- */
 
+/* 1 if made, 0 if a directory was there already (exist_ok), or -errno. */
 static int mkdir_one(const char *path, mode_t mode, bool exist_ok)
 {
 	if (mkdir(path, mode) == 0)
-		return 0;
+		return 1;
 	if (errno != EEXIST || !exist_ok)
 		return -errno;
 	struct stat s;
@@ -135,33 +136,46 @@ static int mkdir_one(const char *path, mode_t mode, bool exist_ok)
 	return S_ISDIR(s.st_mode) ? 0 : -ENOTDIR;
 }
 
-int ra_fs_mkdir(const char *path, mode_t mode, bool parents)
+/* The new directory's owner and exact mode (the umask must not narrow what was asked for), set through a
+ * descriptor of the directory itself: had something put a symlink in its place since the mkdir, a chmod
+ * by path would change whatever the link points to. */
+static int settle_new_dir(const char *path, mode_t mode, const ra_fs_owner *owner)
 {
-	if (!parents) {
-		int rc = mkdir_one(path, mode, false);
-		if (!rc)
-			chmod(path, mode & 07777);
-		return rc;
-	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = owner ? ra_fs_temp_owner(fd, owner->uid, owner->gid) : 0;
+	if (!rc && fchmod(fd, mode & 07777)) /* after the chown, which clears set-id bits */
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int ra_fs_mkdir(const char *path, mode_t mode, bool parents, const ra_fs_owner *owner, bool *created)
+{
+	bool made_here = false;
+	if (!created)
+		created = &made_here;
+	*created = false;
 	char buf[RA_FS_PATH_MAX];
 	size_t n = strlen(path);
 	if (n >= sizeof(buf))
 		return -ENAMETOOLONG;
 	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
+	for (char *p = buf + 1; parents && *p; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
 		int rc = mkdir_one(buf, 0755, true);
 		*p = '/';
-		if (rc)
+		if (rc < 0)
 			return rc;
 	}
-	bool existed = access(buf, F_OK) == 0;
-	int rc = mkdir_one(buf, mode, true);
-	if (!rc && !existed)
-		chmod(buf, mode & 07777); /* the umask must not narrow what was asked for */
-	return rc;
+	int rc = mkdir_one(buf, mode, parents);
+	if (rc <= 0)
+		return rc;
+	*created = true;
+	return settle_new_dir(buf, mode, owner);
 }
 
 int ra_fs_chmod(const char *path, mode_t mode) { return chmod(path, mode & 07777) ? -errno : 0; }
@@ -292,7 +306,8 @@ static int temp_beside(const char *path, char *out, size_t cap)
 	const char *slash = strrchr(path, '/');
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int n = snprintf(out, cap, "%.*s/.%s.runra-%d-%lx.tmp", (int)(slash - path), path, slash + 1, (int)getpid(),
+	/* ".NAME.runra-PID-HEX.tmp": NAME is cut so that the whole stays within NAME_MAX (255) */
+	int n = snprintf(out, cap, "%.*s/.%.200s.runra-%d-%lx.tmp", (int)(slash - path), path, slash + 1, (int)getpid(),
 			 (unsigned long)ts.tv_nsec ^ (unsigned long)ts.tv_sec);
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
@@ -375,7 +390,7 @@ int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *ex
 	char dir[RA_FS_PATH_MAX];
 	int rc = parent_dir(path, dir, sizeof(dir));
 	if (!rc && mkdirs)
-		rc = ra_fs_mkdir(dir, 0755, true);
+		rc = ra_fs_mkdir(dir, 0755, true, NULL, NULL);
 	if (rc)
 		return rc;
 	struct stat s;
@@ -412,26 +427,50 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 	return ra_fs_temp_commit(fd, tmp, path, mode, true); /* sets the exact mode (the fchown cleared set-id) */
 }
 
+/* Opens path for appending. A file made here is new: only then is it given the owner and the mode, through
+ * its descriptor. O_NONBLOCK meanwhile: opening a FIFO that took the file's place must not wait. */
+static int open_for_append(const char *path, mode_t mode, bool exists, const ra_fs_owner *new_owner)
+{
+	const int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NONBLOCK;
+	struct stat s;
+	bool dangling = !exists && lstat(path, &s) == 0 && S_ISLNK(s.st_mode);
+	int fd = exists ? open(path, flags)
+		 : dangling ? open(path, flags | O_CREAT, mode) /* the file it points to is made */
+			    : open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+	bool made = !exists && fd >= 0;
+	if (fd < 0 && errno == EEXIST && !exists) { /* something appeared since: append to it as it is */
+		fd = open(path, flags);
+		made = false;
+	}
+	if (fd < 0)
+		return -errno;
+	int rc = fstat(fd, &s) ? -errno : !S_ISREG(s.st_mode) ? -EINVAL : 0;
+	if (!rc && made && new_owner) /* the link, not what it points to, is given away (§10) */
+		rc = dangling ? (lchown(path, new_owner->uid, new_owner->gid) && errno != EPERM ? -errno : 0)
+			      : ra_fs_temp_owner(fd, new_owner->uid, new_owner->gid);
+	if (!rc && made && fchmod(fd, mode)) /* the umask must not narrow what was asked for */
+		rc = -errno;
+	if (!rc && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+		rc = -errno;
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 static int append_to(const char *path, const void *data, size_t len, mode_t mode, bool exists,
 		     const ra_fs_owner *new_owner)
 {
 	/* Only a regular file takes appended bytes. Asked before opening, since opening a FIFO for writing can
-	 * fail (ENXIO) or wait; and O_NONBLOCK meanwhile, in case one took the file's place since. */
+	 * fail (ENXIO) or wait. */
 	struct stat s;
 	if (exists && stat(path, &s) == 0 && !S_ISREG(s.st_mode))
 		return -EINVAL;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, mode);
+	int fd = open_for_append(path, mode, exists, new_owner);
 	if (fd < 0)
-		return -errno;
-	int rc = fstat(fd, &s) ? -errno : !S_ISREG(s.st_mode) ? -EINVAL : 0;
-	if (!rc && !exists && new_owner)
-		rc = ra_fs_temp_owner(fd, new_owner->uid, new_owner->gid);
-	if (!rc && !exists && fchmod(fd, mode)) /* the umask must not narrow what was asked for */
-		rc = -errno;
-	if (!rc && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
-		rc = -errno;
-	if (!rc)
-		rc = write_all(fd, data, len);
+		return fd;
+	int rc = write_all(fd, data, len);
 	if (close(fd) && !rc)
 		rc = -errno;
 	return rc;
@@ -457,24 +496,56 @@ int ra_fs_write(const char *path, const void *data, size_t len, mode_t mode, boo
 
 /* ---- move ---- */
 
-static int copy_file(const char *from, const char *to)
+/* The source, opened as the regular file it must be: a FIFO put in its place since the lstat would make a
+ * plain open wait for a writer, with the agent's whole loop. */
+static int open_source(const char *from, struct stat *s)
 {
-	int in = open(from, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return -errno;
-	struct stat s;
-	if (fstat(in, &s)) {
-		int err = -errno;
-		close(in);
-		return err;
+	int fd = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ELOOP ? -EXDEV : -errno; /* a symlink now: not copied across filesystems */
+	int rc = fstat(fd, s) ? -errno : !S_ISREG(s->st_mode) ? -EXDEV : 0;
+	if (rc) {
+		close(fd);
+		return rc;
 	}
+	return fd;
+}
+
+/* The copy is owned as the source was (as mv does); where the agent cannot give it away, set-id bits are
+ * dropped, so that a move never makes a set-id file of the agent's. */
+static int copy_owner_and_mode(int out, const struct stat *s)
+{
+	mode_t mode = s->st_mode & 07777;
+	if (fchown(out, s->st_uid, s->st_gid))
+		mode &= ~(mode_t)06000;
+	return fchmod(out, mode) ? -errno : 0;
+}
+
+/* Without overwrite, nothing at `to` is ever replaced, not even what appeared after the check. */
+static int rename_into_place(const char *tmp, const char *to, bool overwrite)
+{
+	if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, to, overwrite ? 0 : RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL || overwrite)
+		return -errno;
+	if (link(tmp, to)) /* no RENAME_NOREPLACE on this filesystem: link() never replaces */
+		return -errno;
+	unlink(tmp);
+	return 0;
+}
+
+static int copy_file(const char *from, const char *to, bool overwrite, struct stat *s)
+{
+	int in = open_source(from, s);
+	if (in < 0)
+		return in;
 	char tmp[RA_FS_PATH_MAX + 64];
 	int rc = temp_beside(to, tmp, sizeof(tmp));
-	int out = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, s.st_mode & 07777);
+	int out = rc ? -1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (!rc && out < 0)
 		rc = -errno;
-	if (!rc && fchmod(out, s.st_mode & 07777))
-		rc = -errno;
+	if (!rc)
+		rc = copy_owner_and_mode(out, s);
 	uint8_t *buf = rc ? NULL : malloc(COPY_CHUNK);
 	if (!rc && !buf)
 		rc = -ENOMEM;
@@ -486,8 +557,8 @@ static int copy_file(const char *from, const char *to)
 		if (!rc && fsync(out))
 			rc = -errno;
 		close(out);
-		if (!rc && rename(tmp, to))
-			rc = -errno;
+		if (!rc)
+			rc = rename_into_place(tmp, to, overwrite);
 		if (rc)
 			unlink(tmp);
 		else
@@ -496,13 +567,20 @@ static int copy_file(const char *from, const char *to)
 	return rc;
 }
 
+/* Something that does not exist, not even as a dangling symlink. */
+static bool nothing_at(const char *path)
+{
+	struct stat s;
+	return lstat(path, &s) != 0 && errno == ENOENT;
+}
+
 int ra_fs_move(const char *from, const char *to, bool overwrite)
 {
 	if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, overwrite ? 0 : RENAME_NOREPLACE) == 0)
 		return 0;
 	int err = errno;
 	if (err == EINVAL && !overwrite && access(from, F_OK) == 0) { /* maybe no RENAME_NOREPLACE here */
-		if (access(to, F_OK) == 0)
+		if (!nothing_at(to))
 			return -EEXIST;
 		if (rename(from, to) == 0)
 			return 0;
@@ -510,15 +588,20 @@ int ra_fs_move(const char *from, const char *to, bool overwrite)
 	}
 	if (err != EXDEV)
 		return -err;
-	struct stat s;
+	struct stat s, copied;
 	if (lstat(from, &s))
 		return -errno;
 	if (!S_ISREG(s.st_mode))
 		return -EXDEV; /* across filesystems only files are copied */
-	if (!overwrite && access(to, F_OK) == 0)
+	if (!overwrite && !nothing_at(to))
 		return -EEXIST;
-	int rc = copy_file(from, to);
-	return rc ? rc : (unlink(from) ? -errno : 0);
+	int rc = copy_file(from, to, overwrite, &copied);
+	if (rc)
+		return rc;
+	/* The source goes only if it is still the file copied (not one put in its place meanwhile). */
+	if (lstat(from, &s) || s.st_dev != copied.st_dev || s.st_ino != copied.st_ino)
+		return 0;
+	return unlink(from) ? -errno : 0;
 }
 
 /* ---- read ---- */

@@ -48,7 +48,15 @@ const char *ra_fs_type_name(ra_fs_type t);
 
 /* lstat (follow false) or stat, with the link's target when it is a symlink. */
 int ra_fs_stat_path(const char *path, bool follow, ra_fs_stat *st);
-int ra_fs_mkdir(const char *path, mode_t mode, bool parents);
+/* Who a new file belongs to. */
+typedef struct {
+	uid_t uid;
+	gid_t gid;
+} ra_fs_owner;
+
+/* mkdir (with parents: those missing too, 0755); a directory it makes gets mode exactly and, given owner,
+ * that owner (set through its descriptor). *created (may be NULL): whether path was made here. */
+int ra_fs_mkdir(const char *path, mode_t mode, bool parents, const ra_fs_owner *owner, bool *created);
 /* A file or a symlink (the link itself), or a directory: empty, or with `recursive` everything under it. */
 int ra_fs_delete(const char *path, bool recursive);
 /* rename; across filesystems a regular file is copied (atomically) and the source removed. Without
@@ -90,11 +98,6 @@ int ra_fs_prepare_target(const char *path, bool mkdirs, bool *exists, mode_t *ex
 int ra_fs_open_regular(const char *path);
 /* Up to len bytes from offset into dst (fewer only at the end); *got is what was read. */
 int ra_fs_pread(int fd, uint64_t offset, size_t len, uint8_t *dst, size_t *got);
-/* Who a new file belongs to. */
-typedef struct {
-	uid_t uid;
-	gid_t gid;
-} ra_fs_owner;
 
 /* Writes data as the whole content (atomic: old content or new, never half), or appended. mode applies to
  * a new file (an existing one keeps its mode unless set_mode); mkdirs creates missing parents. A replaced

@@ -888,6 +888,7 @@ int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failu
 	plan.stdin_fd = f.in_r, plan.stdout_fd = f.out_w, plan.stderr_fd = f.err_w;
 	plan.pty = o->pty;
 	plan.exec_err_fd = f.exec_w;
+	plan.nofile = config.child_nofile;
 
 	pid_t pid = start_child(&plan);
 	if (pid < 0) {

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "outbuf.h"
@@ -59,6 +60,7 @@ typedef struct {
 	unsigned kill_grace_ms;      /* SIGTERM → SIGKILL */
 	size_t stdin_queue_cap;      /* bytes of stdin queued for a process that does not read */
 	const char *default_cwd;
+	rlim_t child_nofile;         /* the soft fd limit children start with (the agent's may be raised) */
 } ra_procmgr_config;
 
 /* What the agent learns about processes. All run on the loop; none may free the process (use unref). */

@@ -334,6 +334,11 @@ void spawn_child_exec(const spawn_plan *plan)
 	int err_fd = plan->exec_err_fd;
 	reset_signals();
 	setpriority(PRIO_PROCESS, 0, 0); /* not the agent's raised priority */
+	struct rlimit nofile;
+	if (plan->nofile && getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != plan->nofile) {
+		nofile.rlim_cur = plan->nofile; /* nor its raised fd limit */
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	if (setsid() < 0)
 		child_fail(err_fd, SPAWN_STEP_SETSID);
 	if (plan->pty && ioctl(plan->stdin_fd, TIOCSCTTY, 0) < 0)

@@ -23,6 +23,7 @@ typedef struct {
 	int stdin_fd, stdout_fd, stderr_fd;
 	bool pty;          /* stdin_fd is the terminal's slave: make it the controlling terminal */
 	int exec_err_fd;   /* write end of the close-on-exec pipe that reports an exec failure */
+	rlim_t nofile;     /* the soft fd limit to start with; 0: leave it */
 } spawn_plan;
 
 /* Fills argv, envp, cwd and the user of the plan. 0, -ENOMEM, -ENOENT/-ENOTDIR (cwd), RA_SPAWN_ERR_USER. */

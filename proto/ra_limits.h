@@ -48,6 +48,9 @@
 #define RA_PROC_RETAINED_DONE 256u       /* finished processes kept for status and reattach */
 #define RA_PROC_RETAINED_OUTPUT_BYTES (16u << 20) /* and their output, all together */
 #define RA_AGENT_NICE (-10)             /* the agent's scheduling priority when it runs as root */
+#define RA_AGENT_NOFILE 65536u          /* the agent raises its fd limit to this (or the hard limit) */
+#define RA_FD_RESERVE 64u               /* fds kept free for new connections and process pipes */
+#define RA_DOWNLOADS_PER_CONNECTION 64u /* streamed file.reads in progress */
 #define RA_KILL_GRACE_MS 2000u           /* SIGTERM, then SIGKILL after this */
 #define RA_STDIN_QUEUE_BYTES (1u << 20)  /* stdin queued for a process that does not read */
 #define RA_STREAM_CHUNK_BYTES (64u << 10) /* output bytes per stream message */

@@ -174,3 +174,12 @@ def test_the_agent_runs_ahead_of_its_children(agent):
         assert int(f.read().rsplit(")", 1)[1].split()[16]) == -10  # nice
     out, _, _, _ = agent.ws().run(cmd="cut -d' ' -f19 /proc/self/stat")
     assert out.strip() == b"0"
+
+
+def test_fd_limit_raised_for_the_agent_not_for_its_children(make_agent):
+    agent = make_agent(prefix=["prlimit", "--nofile=1024:4096", "--"])
+    with open(f"/proc/{agent.pid}/limits") as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    assert line.split()[3:5] == ["4096", "4096"], line  # as high as the hard limit lets it
+    out, _, status, _ = agent.ws().run(cmd="ulimit -Sn; ulimit -Hn")
+    assert status["exitCode"] == 0 and out.split() == [b"1024", b"4096"], out  # what the agent was started with

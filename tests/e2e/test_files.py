@@ -600,3 +600,118 @@ def test_sha256_of_a_read_is_on_request(agent):
     while (m := ws.recv_msg())["type"] == "stream":
         pass
     assert "sha256" not in m["result"] and m["result"]["bytes"] == 3
+
+
+# ---- found in review ----
+
+def cross_fs_target(agent, name):
+    if os.stat("/dev/shm").st_dev == os.stat(agent.workdir).st_dev:
+        pytest.skip("/dev/shm is on the workdir's filesystem")
+    return f"/dev/shm/runra-{name}-{os.getpid()}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a file of another owner: needs root")
+def test_move_across_filesystems_keeps_the_owner(agent):
+    ws = agent.ws()
+    target = cross_fs_target(agent, "owner")
+    src = os.path.join(agent.workdir, "suid")
+    with open(src, "wb") as f:
+        f.write(b"#!/bin/sh\n")
+    os.chown(src, 65534, 65534)
+    os.chmod(src, 0o4755)
+    try:
+        ws.call("file.move", **{"from": "suid", "to": target})
+        s = os.stat(target)
+        # not a set-user-ID file of root's: owned as the source was, as mv does
+        assert (s.st_uid, s.st_gid, st_mod.S_IMODE(s.st_mode)) == (65534, 65534, 0o4755)
+    finally:
+        if os.path.exists(target):
+            os.unlink(target)
+
+
+def test_move_across_filesystems_never_replaces_without_overwrite(agent):
+    ws = agent.ws()
+    target = cross_fs_target(agent, "dangling")
+    ws.call("file.write", path="src", data=b"new")
+    os.symlink("/nonexistent-runra-target", target)  # a dangling link is something
+    try:
+        expect_error(ws.request("file.move", **{"from": "src", "to": target}), "ALREADY_EXISTS")
+        assert os.path.islink(target) and os.path.exists(os.path.join(agent.workdir, "src"))
+    finally:
+        os.unlink(target)
+
+
+def test_a_fifo_is_not_moved_across_filesystems(agent):
+    ws = agent.ws()
+    target = cross_fs_target(agent, "fifo")
+    os.mkfifo(os.path.join(agent.workdir, "pipe"))
+    expect_error(ws.request("file.move", **{"from": "pipe", "to": target}), "UNSUPPORTED")
+    assert ws.call("ping")["pong"] and not os.path.exists(target)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--default-user needs root")
+def test_append_to_a_dangling_link_gives_the_link_away_not_its_target(make_agent, tmp_path):
+    import pathlib
+    import tempfile
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="runra-dangling-"))
+    outside = pathlib.Path(tempfile.mkdtemp(prefix="runra-outside-"))
+    a = make_agent(args=["--default-user", "nobody"], workdir=str(workdir))
+    ws = a.ws()
+    os.symlink(outside / "made", workdir / "dl")
+    ws.call("file.write", path="dl", data=b"x", append=True)
+    made = os.stat(outside / "made")
+    assert made.st_uid == 0, made  # the file the link points to is not given to the default user
+    assert os.lstat(workdir / "dl").st_uid == 65534  # the link is
+    ws.call("file.write", path="new", data=b"y", append=True)  # a new plain file is, as before
+    assert os.stat(workdir / "new").st_uid == 65534
+
+
+def test_names_near_name_max_are_written_atomically(agent):
+    ws = agent.ws()
+    name = "n" * 250
+    ws.call("file.write", path=name, data=b"one")
+    ws.call("file.write", path=name, data=b"two")  # replaced through a temporary file beside it
+    assert ws.call("file.read", path=name)["data"] == b"two"
+    up = ws.call("file.upload.open", path=name, overwrite=True)["upload"]
+    ws.call("file.upload.chunk", upload=up, offset=0, data=b"three")
+    ws.call("file.upload.commit", upload=up)
+    assert ws.call("file.read", path=name)["data"] == b"three"
+
+
+def test_list_pages_through_many_entries(agent):
+    import random
+    ws = agent.ws()
+    root = os.path.join(agent.workdir, "many")
+    names = set()
+    rng = random.Random(7)
+    for d in range(20):
+        os.makedirs(os.path.join(root, f"d{d:02}"))
+        for _ in range(60):
+            n = "".join(rng.choice("abcdefghij") for _ in range(8))
+            names.add(f"d{d:02}/{n}")
+            open(os.path.join(root, f"d{d:02}", n), "w").close()
+    expected = sorted(names | {f"d{d:02}" for d in range(20)})
+    got, after = [], None
+    while True:
+        r = ws.call("file.list", path="many", depth=2, limit=97, **({"after": after} if after else {}))
+        got += [e["path"] for e in r["entries"]]
+        if r["next"] is None:
+            break
+        assert r["next"] == r["entries"][-1]["path"]
+        after = r["next"]
+    assert got == expected
+
+
+def test_streamed_reads_per_connection_are_bounded(agent):
+    ws = agent.ws()
+    with open(os.path.join(agent.workdir, "big"), "wb") as f:
+        f.truncate(256 << 20)  # sparse: every read streams far more than the connection's queue holds
+    for i in range(65):
+        ws.send({"id": 1000 + i, "op": "file.read", "path": "big", "stream": True})
+    ws.sock.settimeout(10)
+    while True:  # the 65th is refused while the first 64 wait for this client to read
+        m = ws.recv_msg()
+        if m.get("type") == "reply" and m.get("id") == 1064:
+            assert m["error"]["code"] == "RESOURCE_EXHAUSTED" and "64" in m["error"]["message"], m
+            break
+    assert agent.ws().call("ping")["pong"]
