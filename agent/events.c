@@ -326,18 +326,32 @@ static const msgpack_object *list_arg(const ra_request *req, const char *key, ra
 	return *rc ? NULL : o;
 }
 
-static ra_err read_patterns(subscription *sub, const msgpack_object *arr, ra_why *why)
+/* Copies the items of arr, each a string of 1 to max bytes without NUL, into out (*n of them). On an item that
+ * is not: RA_ERR_INVALID_CONFIG with its index in *bad and no message, which the caller words. */
+static ra_err copy_strings(char **out, unsigned *n, const msgpack_object *arr, uint32_t max, uint32_t *bad,
+			   ra_why *why)
 {
 	for (uint32_t i = 0; i < arr->via.array.size; i++) {
 		const msgpack_object *p = &arr->via.array.ptr[i];
-		if (p->type != MSGPACK_OBJECT_STR || p->via.str.size == 0 || p->via.str.size > RA_EVENT_PATTERN_MAX ||
-		    memchr(p->via.str.ptr, 0, p->via.str.size))
-			return ra_fail(why, RA_ERR_INVALID_CONFIG, "events[%u] must be a name or pattern of 1 to %u bytes",
-				       i, RA_EVENT_PATTERN_MAX);
-		if (!(sub->pat[sub->npat++] = ra_obj_cstr(p)))
+		if (p->type != MSGPACK_OBJECT_STR || p->via.str.size == 0 || p->via.str.size > max ||
+		    memchr(p->via.str.ptr, 0, p->via.str.size)) {
+			*bad = i;
+			return RA_ERR_INVALID_CONFIG;
+		}
+		if (!(out[(*n)++] = ra_obj_cstr(p)))
 			return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
 	}
 	return RA_OK;
+}
+
+static ra_err read_patterns(subscription *sub, const msgpack_object *arr, ra_why *why)
+{
+	uint32_t bad = 0;
+	ra_err rc = copy_strings(sub->pat, &sub->npat, arr, RA_EVENT_PATTERN_MAX, &bad, why);
+	if (rc == RA_ERR_INVALID_CONFIG)
+		return ra_fail(why, rc, "events[%u] must be a name or pattern of 1 to %u bytes", bad,
+			       RA_EVENT_PATTERN_MAX);
+	return rc;
 }
 
 static ra_err read_paths(subscription *sub, const msgpack_object *arr, ra_why *why)
@@ -358,15 +372,11 @@ static ra_err read_paths(subscription *sub, const msgpack_object *arr, ra_why *w
 
 static ra_err read_procs(subscription *sub, const msgpack_object *arr, ra_why *why)
 {
-	for (uint32_t i = 0; i < arr->via.array.size; i++) {
-		const msgpack_object *p = &arr->via.array.ptr[i];
-		if (p->type != MSGPACK_OBJECT_STR || p->via.str.size == 0 || p->via.str.size > 64 ||
-		    memchr(p->via.str.ptr, 0, p->via.str.size))
-			return ra_fail(why, RA_ERR_INVALID_CONFIG, "procs[%u] must be a process id (1 to 64 bytes)", i);
-		if (!(sub->proc[sub->nproc++] = ra_obj_cstr(p)))
-			return ra_fail(why, RA_ERR_RESOURCE_EXHAUSTED, "out of memory");
-	}
-	return RA_OK;
+	uint32_t bad = 0;
+	ra_err rc = copy_strings(sub->proc, &sub->nproc, arr, 64, &bad, why);
+	if (rc == RA_ERR_INVALID_CONFIG)
+		return ra_fail(why, rc, "procs[%u] must be a process id (1 to 64 bytes)", bad);
+	return rc;
 }
 
 static ra_err read_subscription(const ra_request *req, subscription *sub, ra_why *why)
@@ -414,7 +424,7 @@ static ra_err apply_since(conn_events *c, const ra_request *req, ra_why *why)
 			       (unsigned long long)since, (unsigned long long)ring.last_seq);
 	if (c->nsubs == 0 || since + 1 < c->next_seq) {
 		c->next_seq = since + 1;
-		c->replaying = true;
+		c->replaying = since + 1 < first_seq(); /* "expired": it asked for what the ring no longer holds */
 	}
 	return RA_OK;
 }

@@ -79,14 +79,14 @@ int ra_fs_resolve(const char *base, const char *in, size_t len, char *out, size_
 
 /* ---- stat ---- */
 
-static ra_fs_type type_of(mode_t m)
+ra_fs_type fsops_type_of(mode_t m)
 {
 	return S_ISREG(m) ? RA_FS_FILE : S_ISDIR(m) ? RA_FS_DIR : S_ISLNK(m) ? RA_FS_SYMLINK : RA_FS_OTHER;
 }
 
 void fsops_fill_stat(ra_fs_stat *st, const struct stat *s)
 {
-	st->type = type_of(s->st_mode);
+	st->type = fsops_type_of(s->st_mode);
 	st->size = (uint64_t)s->st_size;
 	st->mode = (uint32_t)(s->st_mode & 07777);
 	st->mtime_ms = (int64_t)s->st_mtim.tv_sec * 1000 + s->st_mtim.tv_nsec / 1000000;
@@ -107,6 +107,20 @@ void fsops_read_target(int dirfd, const char *name, ra_fs_stat *st)
 	ssize_t n = readlinkat(dirfd, name, buf, sizeof(buf) - 1);
 	buf[n > 0 ? n : 0] = '\0';
 	st->target = strdup(buf); /* NULL on no memory: reported as an empty target */
+}
+
+DIR *fsops_opendir(const char *path, bool nofollow)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		errno = e; /* the caller reports fdopendir's error, not close's */
+	}
+	return d;
 }
 
 int ra_fs_stat_path(const char *path, bool follow, ra_fs_stat *st)

@@ -1,6 +1,7 @@
 /* watch: the roots, their exclusion patterns, and the choice of backend (watch.h). */
 #include <errno.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +27,25 @@ const char *ra_watch_mode_name(ra_watch_mode m)
 }
 
 void watch_emit(const ra_watch_event *ev) { ra_watch_g.sink(ev, ra_watch_g.ctx); }
+
+void watch_emit_root(const wroot *r, ra_watch_event_kind kind, const char *path, int err, const char *reason)
+{
+	ra_watch_event ev = {.kind = kind, .watch = r->id, .path = path ? path : r->path, .type = RA_FS_DIR,
+			     .size = -1, .err = err, .reason = reason, .dirs = r->dirs};
+	watch_emit(&ev);
+}
+
+size_t watch_path_join(char *buf, size_t dir_len, const char *name)
+{
+	size_t nl = strlen(name);
+	bool slash = !(dir_len == 1 && buf[0] == '/');
+	if (dir_len + slash + nl + 1 > PATH_MAX)
+		return 0;
+	if (slash)
+		buf[dir_len++] = '/';
+	memcpy(buf + dir_len, name, nl + 1);
+	return dir_len + nl;
+}
 
 int ra_watch_pattern_check(const char *pattern, size_t len)
 {
@@ -123,11 +143,13 @@ static bool is_inside(const char *inner, const char *outer)
 	return strncmp(inner, outer, n) == 0 && inner[n] == '/';
 }
 
-static wroot *find_overlap(const char *path, bool recursive, const struct stat *st)
+/* By path only. The same directory reached by another path is an overlap only between inotify roots, and
+ * inotify finds it (the root's watch is one already held): a polled root may alias any other (§9.8). */
+static wroot *find_overlap(const char *path, bool recursive)
 {
 	for (wroot *r = ra_watch_g.roots; r; r = r->next)
-		if (strcmp(r->path, path) == 0 || (r->dev == st->st_dev && r->ino == st->st_ino) ||
-		    (r->recursive && is_inside(path, r->path)) || (recursive && is_inside(r->path, path)))
+		if (strcmp(r->path, path) == 0 || (r->recursive && is_inside(path, r->path)) ||
+		    (recursive && is_inside(r->path, path)))
 			return r;
 	return NULL;
 }
@@ -217,7 +239,7 @@ int ra_watch_add(const ra_watch_spec *spec, uint32_t *id)
 		return -ENOTDIR;
 	if (spec->mode == RA_WATCH_INOTIFY && !ra_watch_g.inotify_ok)
 		return -ENOSYS;
-	wroot *other = find_overlap(spec->path, spec->recursive, &st);
+	wroot *other = find_overlap(spec->path, spec->recursive);
 	if (other) {
 		*id = other->id;
 		return -EEXIST;
@@ -253,11 +275,9 @@ static void root_stop(wroot *r)
 
 void watch_root_end(wroot *r, const char *reason)
 {
-	ra_watch_event ev = {.kind = RA_WEV_REMOVED, .watch = r->id, .path = r->path, .type = RA_FS_DIR,
-			     .size = -1, .reason = reason};
 	root_unlink(r);
 	root_stop(r);
-	watch_emit(&ev);
+	watch_emit_root(r, RA_WEV_REMOVED, NULL, 0, reason);
 	root_free(r);
 }
 

@@ -77,8 +77,9 @@ typedef struct {
 int ra_watch_init(struct ev_loop *loop, ra_watch_sink_fn sink, void *ctx);
 void ra_watch_shutdown(void);
 
-/* Adds a root; *id is its id. -EEXIST when it overlaps a root (the same directory, also by another path, or
- * one inside the other where the outer is recursive; *id is then that root's id), -ENOSYS (no inotify), -ENOENT, -ENOTDIR, -EINVAL (a bad pattern),
+/* Adds a root; *id is its id. -EEXIST when it overlaps a root (the same path, or one inside the other where
+ * the outer is recursive; for an inotify root also a directory an inotify root watches, reached by another
+ * path: *id is then that root's id, and the new root's id is used up), -ENOSYS (no inotify), -ENOENT, -ENOTDIR, -EINVAL (a bad pattern),
  * -ENOSPC (the system's inotify watch limit: ra_watch_max_user_watches), -EMFILE (RA_WATCH_ROOTS_MAX roots),
  * -E2BIG (a polled root over RA_WATCH_POLL_ENTRIES_MAX entries). Nothing is left behind on failure. */
 int ra_watch_add(const ra_watch_spec *spec, uint32_t *id);

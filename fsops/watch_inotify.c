@@ -9,7 +9,9 @@
  *   writing session, not one per write(); `touch` alone reports only the creation.
  * - A move is the IN_MOVED_FROM/IN_MOVED_TO pair with the same cookie (the kernel queues them back to back);
  *   a source without its destination left the watched trees (deleted), a destination without a source came
- *   from outside (created, and scanned when it is a directory).
+ *   from outside (created, and scanned when it is a directory). A renamed directory keeps its watches, and
+ *   the exclusions of its new path are applied to what is in it. A root moved into another root's tree is
+ *   taken over by that root, watches and all.
  * - IN_Q_OVERFLOW: an overflow event, then every root's watches are built again from a fresh walk and a
  *   rescanned event says so; nothing is silently lost. */
 #include <dirent.h>
@@ -32,7 +34,7 @@
 	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | \
 	 IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 #define READ_BUF_BYTES (32u << 10) /* ~1000 events per wakeup: then the loop gets to send them */
-#define DIRTY_MAX 65536u         /* files written and not yet closed that are tracked */
+#define DIRTY_MAX 65536u         /* files written and not yet closed that are tracked, all directories together */
 #define MOVE_PAIR_WAIT_S 0.005   /* how long a lone IN_MOVED_FROM waits for its IN_MOVED_TO */
 
 static int ifd = -1;
@@ -96,23 +98,29 @@ static void wd_remove(wnode *n)
 		}
 }
 
-/* ---- sets of (node, name): entries the last scans reported, files being written ---- */
+/* ---- sets of keys: (node, name) of the entries the last scans reported; names of files being written ---- */
 
-typedef struct {
+typedef struct hset {
 	uint64_t *slots;
 	size_t cap, count;
 } hset;
 
-static hset scanned, dirty;
-static bool dirty_overflowed; /* past DIRTY_MAX every close after a write is reported */
+static hset scanned;
+static size_t dirty_count; /* names in the dirty sets of every node */
 
-static uint64_t entry_key(const wnode *n, const char *name)
+/* FNV-1a of the seed's 8 bytes, then the name's. (The seed XORed into the offset basis collided: the serial's
+ * low byte cancelled out against the name's first byte, so that (2, "1x") and (3, "0x") were one key.) */
+static uint64_t key_of(uint64_t seed, const char *name)
 {
-	uint64_t h = 1469598103934665603ull ^ n->serial;
+	uint64_t h = 1469598103934665603ull;
+	for (int i = 0; i < 8; i++, seed >>= 8)
+		h = (h ^ (seed & 0xff)) * 1099511628211ull;
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
 	return h ? h : 1;
 }
+
+static uint64_t entry_key(const wnode *n, const char *name) { return key_of(n->serial, name); }
 
 static bool hset_has(const hset *s, uint64_t k)
 {
@@ -179,7 +187,55 @@ static void hset_clear(hset *s)
 	*s = (hset){0};
 }
 
+/* ---- files written and not yet closed, per directory node ---- */
+
+static void dirty_free(wnode *n)
+{
+	if (!n->dirty)
+		return;
+	dirty_count -= n->dirty->count;
+	hset_clear(n->dirty);
+	free(n->dirty);
+	n->dirty = NULL;
+}
+
+/* A write to name in n, kept until the file is closed, deleted or moved, or n goes. One that cannot be kept
+ * (DIRTY_MAX, no memory) makes every close after a write in n count, for as long as n is watched. */
+static void dirty_mark(wnode *n, const char *name)
+{
+	uint64_t k = key_of(0, name);
+	if (n->dirty_lost || (n->dirty && hset_has(n->dirty, k)))
+		return;
+	if (!n->dirty)
+		n->dirty = calloc(1, sizeof(*n->dirty));
+	if (!n->dirty || dirty_count >= DIRTY_MAX || hset_add(n->dirty, k)) {
+		n->dirty_lost = true;
+		return;
+	}
+	dirty_count++;
+}
+
+/* Forgets name in n; whether it had been written since it was opened. */
+static bool dirty_take(wnode *n, const char *name)
+{
+	if (!n->dirty || !hset_del(n->dirty, key_of(0, name)))
+		return n->dirty_lost;
+	dirty_count--;
+	if (!n->dirty->count)
+		dirty_free(n);
+	return true;
+}
+
 /* ---- nodes ---- */
+
+static void node_attach(wnode *n, wnode *parent)
+{
+	n->parent = parent;
+	n->next_sibling = parent->first_child;
+	if (parent->first_child)
+		parent->first_child->prev_sibling = n;
+	parent->first_child = n;
+}
 
 static wnode *node_new(wroot *r, wnode *parent, const char *name, int wd)
 {
@@ -192,15 +248,10 @@ static wnode *node_new(wroot *r, wnode *parent, const char *name, int wd)
 	}
 	n->root = r;
 	n->serial = ++next_serial;
-	n->parent = parent;
-	if (parent) {
-		n->next_sibling = parent->first_child;
-		if (parent->first_child)
-			parent->first_child->prev_sibling = n;
-		parent->first_child = n;
-	} else {
+	if (parent)
+		node_attach(n, parent);
+	else
 		r->top = n;
-	}
 	r->dirs++;
 	return n;
 }
@@ -216,15 +267,6 @@ static void node_detach(wnode *n)
 	n->parent = n->prev_sibling = n->next_sibling = NULL;
 }
 
-static void node_attach(wnode *n, wnode *parent)
-{
-	n->parent = parent;
-	n->next_sibling = parent->first_child;
-	if (parent->first_child)
-		parent->first_child->prev_sibling = n;
-	parent->first_child = n;
-}
-
 /* Drops the watches of n and everything under it. A watch the kernel already dropped fails with EINVAL,
  * which is fine: the node goes either way. */
 static void subtree_unwatch(wnode *n)
@@ -237,6 +279,7 @@ static void subtree_unwatch(wnode *n)
 	if (n->root->top == n)
 		n->root->top = NULL;
 	n->root->dirs--;
+	dirty_free(n);
 	free(n->name);
 	free(n);
 }
@@ -258,44 +301,21 @@ static void subtree_set_root(wnode *n, wroot *r)
 		subtree_set_root(c, r);
 }
 
-/* The node's absolute path into buf; 0 when it does not fit. */
-static size_t node_path(const wnode *n, char *buf, size_t cap)
+/* The node's absolute path into buf (PATH_MAX); 0 when it does not fit. */
+static size_t node_path(const wnode *n, char *buf)
 {
-	size_t len = 0;
-	if (n->parent) {
-		len = node_path(n->parent, buf, cap);
-		if (!len)
+	if (!n->parent) { /* a top node's name is its root's path */
+		size_t len = strlen(n->name);
+		if (len >= PATH_MAX)
 			return 0;
+		memcpy(buf, n->name, len + 1);
+		return len;
 	}
-	size_t nl = strlen(n->name);
-	bool slash = n->parent && !(len == 1 && buf[0] == '/');
-	if (len + slash + nl + 1 > cap)
-		return 0;
-	if (slash)
-		buf[len++] = '/';
-	memcpy(buf + len, n->name, nl + 1);
-	return len + nl;
-}
-
-/* dir + "/" + name into buf (dir "/" gives "/name"); 0 when it does not fit. */
-static size_t join(char *buf, size_t dir_len, const char *name)
-{
-	size_t nl = strlen(name);
-	bool slash = !(dir_len == 1 && buf[0] == '/');
-	if (dir_len + slash + nl + 1 > PATH_MAX)
-		return 0;
-	if (slash)
-		buf[dir_len++] = '/';
-	memcpy(buf + dir_len, name, nl + 1);
-	return dir_len + nl;
+	size_t len = node_path(n->parent, buf);
+	return len ? watch_path_join(buf, len, n->name) : 0;
 }
 
 /* ---- events out ---- */
-
-static ra_fs_type type_of_mode(mode_t m)
-{
-	return S_ISDIR(m) ? RA_FS_DIR : S_ISLNK(m) ? RA_FS_SYMLINK : S_ISREG(m) ? RA_FS_FILE : RA_FS_OTHER;
-}
 
 static void emit_entry(ra_watch_event_kind kind, const wroot *r, const char *path, const char *from, bool isdir)
 {
@@ -303,21 +323,34 @@ static void emit_entry(ra_watch_event_kind kind, const wroot *r, const char *pat
 			     .type = isdir ? RA_FS_DIR : RA_FS_FILE, .size = -1};
 	struct stat st;
 	if (kind != RA_WEV_DELETED && !isdir && lstat(path, &st) == 0) {
-		ev.type = type_of_mode(st.st_mode);
+		ev.type = fsops_type_of(st.st_mode);
 		if (S_ISREG(st.st_mode))
 			ev.size = (int64_t)st.st_size;
 	}
 	watch_emit(&ev);
 }
 
-static void emit_error(const wroot *r, const char *path, int err)
+static void emit_error(const wroot *r, const char *path, int err) { watch_emit_root(r, RA_WEV_ERROR, path, err, NULL); }
+
+/* An entry a scan found, reported as created: remembered so that the kernel's own report of it (read after
+ * the scan) is not a second one. */
+static void emit_scanned(const wroot *r, const wnode *dir, const char *path, const char *name, bool isdir)
 {
-	ra_watch_event ev = {.kind = RA_WEV_ERROR, .watch = r->id, .path = path, .type = RA_FS_DIR, .size = -1,
-			     .err = err};
-	watch_emit(&ev);
+	emit_entry(RA_WEV_CREATED, r, path, NULL, isdir);
+	hset_add(&scanned, entry_key(dir, name));
 }
 
 /* ---- adding watches ---- */
+
+/* The source of a move, waiting for its destination (the kernel queues the two halves back to back). */
+static struct {
+	bool active;
+	uint32_t cookie;
+	bool isdir;
+	wroot *root;
+	wnode *dir; /* the moved directory's node, if it was watched */
+	char path[PATH_MAX];
+} pending;
 
 static int add_dir(wroot *r, wnode *parent, const char *name, char *path, size_t len, bool emit);
 
@@ -329,36 +362,159 @@ static bool entry_is_dir(int dfd, const struct dirent *d)
 	return fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 }
 
+static int scan_entry(wroot *r, wnode *node, int dfd, const struct dirent *de, char *path, size_t len, bool emit)
+{
+	bool isdir = entry_is_dir(dfd, de);
+	if (emit)
+		emit_scanned(r, node, path, de->d_name, isdir);
+	return isdir && r->recursive ? add_dir(r, node, de->d_name, path, len, emit) : 0;
+}
+
 /* Walks a freshly watched directory: its subdirectories get watches (recursive roots), and with emit every
- * entry is reported as created (and remembered, so the kernel's own report of it is not a second one). */
+ * entry is reported as created. */
 static int scan_dir(wroot *r, wnode *node, char *path, size_t len, bool emit)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = fsops_opendir(path, node->parent != NULL); /* a root given as a link is followed (§9.7) */
+	if (!d)
 		return 0; /* gone or unreadable: nothing to report under it */
-	}
 	int rc = 0;
 	struct dirent *de;
 	while (!rc && (de = readdir(d))) {
-		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
-			continue;
-		size_t clen = join(path, len, de->d_name);
-		if (!clen || watch_root_excludes(r, path, de->d_name))
-			continue;
-		bool isdir = entry_is_dir(dirfd(d), de);
-		if (emit) {
-			emit_entry(RA_WEV_CREATED, r, path, NULL, isdir);
-			hset_add(&scanned, entry_key(node, de->d_name));
-		}
-		if (isdir && r->recursive)
-			rc = add_dir(r, node, de->d_name, path, clen, emit);
-		path[len] = '\0';
+		size_t clen = watch_is_dot(de->d_name) ? 0 : watch_path_join(path, len, de->d_name);
+		if (clen && !watch_root_excludes(r, path, de->d_name))
+			rc = scan_entry(r, node, dirfd(d), de, path, clen, emit);
+		path[len] = '\0'; /* the caller goes on with the directory's path */
 	}
 	closedir(d);
 	return rc;
+}
+
+/* ---- a directory that changed place: the exclusions of its new place ---- */
+
+/* Renamed, moved to another root, or taken over with its root: what the exclusions now exclude is no longer
+ * watched (it is still there: nothing is reported), what comes into view is watched and reported as created,
+ * parents first. */
+typedef struct {
+	wroot *r;
+	const wroot *from;  /* the root it was in (when old is set) */
+	char *path;         /* its path now, extended in place while walking */
+	char old[PATH_MAX]; /* its path in from; "" when nothing in it was in view before */
+} moved_dir;
+
+static int reconcile(moved_dir *m, wnode *n, size_t len, size_t old_len, unsigned depth);
+
+static int reconcile_entry(moved_dir *m, wnode *n, int dfd, const struct dirent *de, size_t len, size_t old_len,
+			   unsigned depth)
+{
+	const char *name = de->d_name;
+	bool isdir = entry_is_dir(dfd, de);
+	wnode *child = isdir ? find_child(n, name) : NULL;
+	if (watch_root_excludes(m->r, m->path, name)) {
+		if (child)
+			subtree_unwatch(child);
+		return 0;
+	}
+	bool seen = old_len && !watch_root_excludes(m->from, m->old, name);
+	if (!seen)
+		emit_scanned(m->r, n, m->path, name, isdir);
+	if (!isdir)
+		return 0;
+	if (!child)
+		return add_dir(m->r, n, name, m->path, len, !seen);
+	if (!seen)
+		return reconcile(m, child, len, 0, UINT_MAX);
+	return depth > 1 ? reconcile(m, child, len, old_len, depth - 1) : 0;
+}
+
+/* The entries of n down to depth levels; old_len 0: none of them was in view before. */
+static int reconcile(moved_dir *m, wnode *n, size_t len, size_t old_len, unsigned depth)
+{
+	DIR *d = fsops_opendir(m->path, true);
+	if (!d)
+		return 0; /* gone or unreadable: its own events follow */
+	int rc = 0;
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		size_t clen = watch_is_dot(de->d_name) ? 0 : watch_path_join(m->path, len, de->d_name);
+		size_t old_clen = clen && old_len ? watch_path_join(m->old, old_len, de->d_name) : 0;
+		if (clen)
+			rc = reconcile_entry(m, n, dirfd(d), de, clen, old_clen, depth);
+		m->path[len] = '\0';
+		m->old[old_len] = '\0';
+	}
+	closedir(d);
+	return rc;
+}
+
+static bool same_patterns(const wroot *a, const wroot *b)
+{
+	if (a->exclude_count != b->exclude_count)
+		return false;
+	for (unsigned i = 0; i < a->exclude_count; i++)
+		if (strcmp(a->exclude[i], b->exclude[i]) != 0)
+			return false;
+	return true;
+}
+
+/* How many levels below a moved directory the exclusions can judge an entry otherwise than before the move.
+ * A name pattern judges the name alone: none. One with '/' (past a leading "**" + "/") matches exactly one
+ * component more than it has slashes, so an entry more levels down than it has slashes can match it only
+ * within the part of its path below the moved directory, which the move did not change. A root with other
+ * patterns: every level. */
+static unsigned exclusion_depth(const wroot *from, const wroot *r)
+{
+	if (from != r && !same_patterns(from, r))
+		return UINT_MAX;
+	unsigned depth = 0;
+	for (unsigned i = 0; i < r->exclude_count; i++) {
+		const char *p = r->exclude[i];
+		unsigned slashes = 0;
+		for (p += strncmp(p, "**/", 3) == 0 ? 3 : 0; *p; p++)
+			slashes += *p == '/';
+		if (slashes > depth)
+			depth = slashes;
+	}
+	return depth;
+}
+
+/* d is now at path (len bytes) in r; it was at from_path in from, or (from NULL) nothing in it was in view. */
+static int reconcile_moved(wroot *r, wnode *d, char *path, size_t len, const wroot *from, const char *from_path)
+{
+	unsigned depth = from ? exclusion_depth(from, r) : UINT_MAX;
+	if (!depth)
+		return 0;
+	moved_dir m = {.r = r, .from = from, .path = path};
+	snprintf(m.old, sizeof(m.old), "%s", from ? from_path : "");
+	return reconcile(&m, d, len, strlen(m.old), depth);
+}
+
+/* ---- roots moved into other roots ---- */
+
+/* A root's top node met inside another root: it was moved there if the root's own path no longer leads to
+ * it (otherwise it is reached twice, through a bind mount). */
+static bool root_moved_away(const wnode *n)
+{
+	const wroot *r = n->root;
+	struct stat st;
+	return n == r->top && (stat(r->path, &st) != 0 || st.st_dev != r->dev || st.st_ino != r->ino);
+}
+
+/* r takes the moved root's node over: its watches stay (dropping and adding them again would miss events),
+ * what is in it is reported as created, as for a directory moved in from outside, and the old root ends as
+ * moved (its own IN_MOVE_SELF, read later, then concerns a node that is no longer a top). */
+static int take_over(wroot *r, wnode *parent, wnode *top, const char *name, char *path, size_t len)
+{
+	char *copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	wroot *old = top->root;
+	free(top->name);
+	top->name = copy;
+	old->top = NULL;
+	node_attach(top, parent);
+	subtree_set_root(top, r);
+	watch_root_end(old, "moved");
+	return reconcile_moved(r, top, path, len, NULL, NULL);
 }
 
 /* Watches the directory at path (and, for a recursive root, everything under it). A subdirectory that
@@ -377,6 +533,8 @@ static int add_dir(wroot *r, wnode *parent, const char *name, char *path, size_t
 		ra_watch_g.conflict_root = known->root->id;
 		return -EEXIST;
 	}
+	if (known && emit && known->root != r && root_moved_away(known))
+		return take_over(r, parent, known, name, path, len);
 	if (known)
 		return 0; /* reached twice (a bind mount): watched once */
 	wnode *node = node_new(r, parent, parent ? name : path, wd);
@@ -413,20 +571,15 @@ int inotify_root_start(wroot *r)
 
 void inotify_root_stop(wroot *r)
 {
+	if (pending.active && pending.root == r) { /* its move out would be reported after its end, by a freed root */
+		pending.active = false;
+		ev_timer_stop(ra_watch_g.loop, &move_timer);
+	}
 	if (r->top)
 		subtree_unwatch(r->top);
 }
 
 /* ---- moves ---- */
-
-static struct {
-	bool active;
-	uint32_t cookie;
-	bool isdir;
-	wroot *root;
-	wnode *dir; /* the moved directory's node, if it was watched */
-	char path[PATH_MAX];
-} pending;
 
 /* The source of a move whose destination did not follow: it left the watched trees. */
 static void flush_pending(void)
@@ -455,12 +608,14 @@ static void moved_from(wnode *n, const char *name, const char *path, bool isdir)
 	snprintf(pending.path, sizeof(pending.path), "%s", path);
 }
 
-static void rename_node(wnode *d, wnode *new_parent, const char *name)
+/* false when d could not take its new name (no memory): it is no longer watched, rather than reported under
+ * a wrong path */
+static bool rename_node(wnode *d, wnode *new_parent, const char *name)
 {
 	char *copy = strdup(name);
-	if (!copy) { /* cannot keep its name: stop watching it rather than report wrong paths */
+	if (!copy) {
 		subtree_unwatch(d);
-		return;
+		return false;
 	}
 	free(d->name);
 	d->name = copy;
@@ -468,8 +623,12 @@ static void rename_node(wnode *d, wnode *new_parent, const char *name)
 	node_attach(d, new_parent);
 	if (d->root != new_parent->root)
 		subtree_set_root(d, new_parent->root);
+	return true;
 }
 
+/* The destination of a move. A watched directory keeps its watches under its new path, and the exclusions
+ * of that path apply to it (after the move event: parents first). One that was not watched (it came from a
+ * root that does not descend) is scanned, and what is in it reported as created. */
 static void moved_to(wnode *n, const char *name, char *path, size_t len, uint32_t cookie, bool isdir)
 {
 	wroot *r = n->root;
@@ -481,13 +640,17 @@ static void moved_to(wnode *n, const char *name, char *path, size_t len, uint32_
 	}
 	pending.active = false;
 	wnode *d = pending.dir;
-	if (d && r->recursive)
-		rename_node(d, n, name);
-	else if (d)
+	bool kept = d && r->recursive && rename_node(d, n, name);
+	if (d && !r->recursive)
 		subtree_unwatch(d); /* into a root that does not descend */
-	else if (isdir && r->recursive)
-		add_dir(r, n, name, path, len, false); /* its contents moved along: not new */
 	emit_entry(RA_WEV_MOVED, r, path, pending.path, isdir);
+	int rc = 0;
+	if (kept)
+		rc = reconcile_moved(r, d, path, len, pending.root, pending.path);
+	else if (!d && isdir && r->recursive)
+		rc = add_dir(r, n, name, path, len, true);
+	if (rc)
+		emit_error(r, path, -rc);
 }
 
 /* ---- reading events ---- */
@@ -496,8 +659,8 @@ static void handle_named(wnode *n, const struct inotify_event *ie)
 {
 	wroot *r = n->root;
 	char path[PATH_MAX];
-	size_t dlen = node_path(n, path, sizeof(path));
-	size_t len = dlen ? join(path, dlen, ie->name) : 0;
+	size_t dlen = node_path(n, path);
+	size_t len = dlen ? watch_path_join(path, dlen, ie->name) : 0;
 	if (!len)
 		return;
 	bool isdir = ie->mask & IN_ISDIR;
@@ -514,17 +677,16 @@ static void handle_named(wnode *n, const struct inotify_event *ie)
 		if (isdir && r->recursive)
 			add_new_dir(r, n, ie->name, path, len);
 	} else if (ie->mask & IN_MODIFY) {
-		if (!dirty_overflowed && !hset_has(&dirty, key) && (dirty.count >= DIRTY_MAX || hset_add(&dirty, key)))
-			dirty_overflowed = true;
+		dirty_mark(n, ie->name);
 	} else if (ie->mask & IN_CLOSE_WRITE) {
-		if (hset_del(&dirty, key) || dirty_overflowed)
+		if (dirty_take(n, ie->name))
 			emit_entry(RA_WEV_MODIFIED, r, path, NULL, false);
 	} else if (ie->mask & IN_DELETE) {
-		hset_del(&dirty, key);
+		dirty_take(n, ie->name);
 		hset_del(&scanned, key);
 		emit_entry(RA_WEV_DELETED, r, path, NULL, isdir);
 	} else if (ie->mask & IN_MOVED_FROM) {
-		hset_del(&dirty, key);
+		dirty_take(n, ie->name);
 		hset_del(&scanned, key);
 		moved_from(n, ie->name, path, isdir);
 		pending.cookie = ie->cookie;
@@ -552,9 +714,7 @@ static void handle_self(wnode *n, uint32_t mask)
 
 static void rescan_all(void)
 {
-	hset_clear(&scanned);
-	hset_clear(&dirty);
-	dirty_overflowed = false;
+	hset_clear(&scanned); /* the writes being tracked go with the nodes */
 	ra_watch_event ov = {.kind = RA_WEV_OVERFLOW, .path = "", .size = -1};
 	watch_emit(&ov);
 	for (wroot *r = ra_watch_g.roots, *next; r; r = next) {
@@ -569,9 +729,7 @@ static void rescan_all(void)
 			watch_root_end(r, rc == -ENOENT || rc == -ENOTDIR ? "deleted" : "error");
 			continue;
 		}
-		ra_watch_event ev = {.kind = RA_WEV_RESCANNED, .watch = r->id, .path = r->path, .type = RA_FS_DIR,
-				     .size = -1, .dirs = r->dirs};
-		watch_emit(&ev);
+		watch_emit_root(r, RA_WEV_RESCANNED, NULL, 0, NULL);
 	}
 }
 
@@ -636,11 +794,16 @@ static int create_instance(void)
 	ssize_t n = readlink(link, target, sizeof(target) - 1);
 	if (n >= 0) {
 		target[n] = '\0';
-		if (strcmp(target, "anon_inode:inotify") != 0)
+		if (strcmp(target, "anon_inode:inotify") != 0) {
+			inotifytools_cleanup(); /* closes the library's fd, wherever it is: it is not close-on-exec */
 			return -EBADF;
+		}
 	}
-	if (fcntl(probe, F_SETFD, FD_CLOEXEC) || fcntl(probe, F_SETFL, fcntl(probe, F_GETFL) | O_NONBLOCK))
-		return -errno;
+	if (fcntl(probe, F_SETFD, FD_CLOEXEC) || fcntl(probe, F_SETFL, fcntl(probe, F_GETFL) | O_NONBLOCK)) {
+		int e = errno;
+		inotifytools_cleanup();
+		return -e;
+	}
 	return probe;
 }
 
@@ -664,7 +827,6 @@ void inotify_backend_shutdown(void)
 	ev_timer_stop(ra_watch_g.loop, &move_timer);
 	pending.active = false;
 	hset_clear(&scanned);
-	hset_clear(&dirty);
 	free(wd_buckets);
 	wd_buckets = NULL;
 	wd_nbuckets = wd_count = 0;
