@@ -117,7 +117,7 @@ static void start_agent(void)
 	if (ra_config_load(&config, 10, args, stderr) != RA_CONFIG_OK)
 		exit(1);
 	ra_log_set_level(config.log_level);
-	ra_fs_mkdir(config.workdir, 0755, true);
+	ra_fs_mkdir(config.workdir, 0755, true, NULL, NULL);
 	agent.config = &config;
 	agent.loop = ev_loop_new(EVFLAG_NOENV);
 	agent.started_unix_ms = ra_unix_ms();
