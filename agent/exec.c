@@ -271,6 +271,11 @@ static bool pump_one(attachment *a, int st, uint64_t limit)
 	const uint8_t *data;
 	uint64_t start;
 	size_t n = ra_outbuf_peek(ra_proc_output(a->p, (ra_stream)st), a->cursor[st], &data, &start);
+	if (start >= limit && a->cursor[st] < limit) { /* all up to the limit was overwritten: lost, and past */
+		a->lost[st] += limit - a->cursor[st];
+		a->cursor[st] = limit;
+		return true;
+	}
 	if (start + n > limit)
 		n = limit > start ? (size_t)(limit - start) : 0;
 	if (n == 0)

@@ -45,6 +45,9 @@ struct ra_proc {
 
 	ev_timer timeout_timer;
 	ev_timer kill_timer;
+	/* The leader was reaped and its process group has no member left: its id is free for the kernel to give
+	 * to a new process, and a signal to it would reach that one. Nothing is sent to it any more. */
+	bool group_gone;
 	ra_end_reason end_reason; /* why we signalled it, if we did */
 	ra_proc_exit exit;
 };
@@ -440,7 +443,10 @@ static void flush_stdin(ra_proc *p)
 	if (p->pty) { /* a terminal has no EOF of its own: send its EOF character */
 		static const char eof = 4;
 		ssize_t w = write(p->in_fd, &eof, 1);
-		(void)w;
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) { /* the terminal's input is full: again later */
+			ev_io_start(loop, &p->in_watch);
+			return;
+		}
 		p->in_close_pending = false;
 		return;
 	}
@@ -497,6 +503,8 @@ int ra_proc_close_stdin(ra_proc *p)
 
 int ra_proc_signal(ra_proc *p, int sig, bool group, ra_end_reason why)
 {
+	if (p->state != RA_PROC_RUNNING && p->group_gone)
+		return -ESRCH;
 	if (p->state == RA_PROC_RUNNING ? kill(group ? -p->pid : p->pid, sig) : kill(-p->pid, sig))
 		return -errno;
 	if (why != RA_END_NONE && p->end_reason == RA_END_NONE && (sig == SIGKILL || sig == SIGTERM ||
@@ -511,7 +519,8 @@ static void on_kill_timer(struct ev_loop *l, ev_timer *w, int revents)
 	(void)revents;
 	ra_proc *p = w->data;
 	/* The leader may be gone while its group lives on (a backgrounded child): the group is what dies. */
-	kill(-p->pid, SIGKILL);
+	if (p->state == RA_PROC_RUNNING || !p->group_gone)
+		kill(-p->pid, SIGKILL);
 	ra_proc_unref(p);
 }
 
@@ -599,6 +608,24 @@ static bool discard_expected(pid_t pid)
 	return false;
 }
 
+/* A group's last member to end is, in a sandbox, almost always a process the agent reaps (a descendant
+ * whose parent went first was re-parented to it): looked at after each batch of reaping, a group is found
+ * empty before the kernel hands its id to a new process. A spawn that gets an id still in the table
+ * settles it too (mark_reused_pid). */
+static void note_groups_gone(void)
+{
+	for (ra_proc *p = table_head; p; p = p->next)
+		if (p->state != RA_PROC_RUNNING && !p->group_gone && kill(-p->pid, 0) && errno == ESRCH)
+			p->group_gone = true;
+}
+
+static void mark_reused_pid(pid_t pid)
+{
+	for (ra_proc *p = table_head; p; p = p->next)
+		if (p->pid == pid)
+			p->group_gone = true;
+}
+
 static void on_sigchld(struct ev_loop *l, ev_signal *w, int revents)
 {
 	(void)l;
@@ -610,8 +637,10 @@ static void on_sigchld(struct ev_loop *l, ev_signal *w, int revents)
 		pid_t pid = wait4(-1, &status, WNOHANG, &ru);
 		if (pid < 0 && errno == EINTR)
 			continue;
-		if (pid <= 0)
+		if (pid <= 0) {
+			note_groups_gone();
 			return;
+		}
 		ra_proc *p = find_running_pid(pid);
 		if (p)
 			proc_reaped(p, status, &ru);
@@ -905,6 +934,7 @@ int ra_proc_spawn(const ra_spawn_opts *o, ra_proc **out, ra_spawn_failure *failu
 		remember_discard(pid);
 		goto out;
 	}
+	mark_reused_pid(pid); /* an older entry's group is gone: the kernel gave its id out again */
 	ra_proc *p = proc_new(o, plan.cwd, pid, &f);
 	if (!p) { /* the child runs without us; kill it rather than leave it unsupervised */
 		kill(-pid, SIGKILL);

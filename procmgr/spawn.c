@@ -284,6 +284,16 @@ static void close_other_fds(int keep)
 			close(fd);
 }
 
+/* The soft fd limit the agent was started with, not its raised one. */
+static void restore_fd_limit(rlim_t nofile)
+{
+	struct rlimit l;
+	if (!nofile || getrlimit(RLIMIT_NOFILE, &l) || l.rlim_cur == nofile)
+		return;
+	l.rlim_cur = nofile;
+	setrlimit(RLIMIT_NOFILE, &l);
+}
+
 static const char *env_lookup(char *const *envp, const char *name)
 {
 	size_t n = strlen(name);
@@ -334,24 +344,22 @@ void spawn_child_exec(const spawn_plan *plan)
 	int err_fd = plan->exec_err_fd;
 	reset_signals();
 	setpriority(PRIO_PROCESS, 0, 0); /* not the agent's raised priority */
-	struct rlimit nofile;
-	if (plan->nofile && getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != plan->nofile) {
-		nofile.rlim_cur = plan->nofile; /* nor its raised fd limit */
-		setrlimit(RLIMIT_NOFILE, &nofile);
-	}
 	if (setsid() < 0)
 		child_fail(err_fd, SPAWN_STEP_SETSID);
 	if (plan->pty && ioctl(plan->stdin_fd, TIOCSCTTY, 0) < 0)
 		child_fail(err_fd, SPAWN_STEP_TERMINAL);
 	if (install_stdio(plan))
 		child_fail(err_fd, SPAWN_STEP_STDIO);
-	if (plan->switch_user) {
-		if (setgroups((size_t)plan->ngroups, plan->groups) || setgid(plan->gid) || setuid(plan->uid))
-			child_fail(err_fd, SPAWN_STEP_USER);
-	}
+	/* Raw calls: musl's setgroups/setgid/setuid go through __synccall, which takes libc's locks and would
+	 * signal the agent's other threads (were there any) from a child that shares its memory. */
+	if (plan->switch_user && (syscall(SYS_setgroups, (size_t)plan->ngroups, plan->groups) ||
+				  syscall(SYS_setresgid, plan->gid, plan->gid, plan->gid) ||
+				  syscall(SYS_setresuid, plan->uid, plan->uid, plan->uid)))
+		child_fail(err_fd, SPAWN_STEP_USER);
 	if (chdir(plan->cwd))
 		child_fail(err_fd, SPAWN_STEP_CHDIR);
 	close_other_fds(err_fd);
+	restore_fd_limit(plan->nofile); /* last: the steps above may need fds above the program's limit */
 	exec_search(plan->argv, plan->envp);
 	child_fail(err_fd, SPAWN_STEP_EXEC);
 }

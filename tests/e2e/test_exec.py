@@ -541,3 +541,35 @@ def test_status_carries_cwd_and_proc_signal_is_kill(agent, tmp_path):
     assert [p["cwd"] for p in ws.call("proc.list")["processes"]] == [str(tmp_path)]
     assert ws.call("proc.signal", proc=st["proc"], signal="SIGUSR1", group=False)["signal"] == "SIGUSR1"
     assert ws.call("proc.wait", proc=st["proc"], timeoutMs=5000)["status"]["signal"] == "SIGUSR1"
+
+
+# ---- found in review ----
+
+def test_a_retried_exec_answers_when_output_before_its_exit_was_overwritten(make_agent):
+    agent = make_agent(args=["--output-buffer-bytes", "4096"])
+    ws = agent.ws()
+    cmd = "echo leader; (sleep 0.3; head -c 20000 /dev/zero) &"
+    ws.run(cmd=cmd, procId="r")
+    deadline = time.monotonic() + 10
+    while ws.call("proc.get", proc="r")["status"]["stdoutBytes"] < 20007:  # the background writer's bytes
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # a retry (the recovery after a lost connection) starts at offset 0, long overwritten
+    ws.sock.settimeout(5)
+    ws.send({"id": 99, "op": "exec", "cmd": cmd, "procId": "r"})
+    while (m := ws.recv_msg()).get("type") != "reply":
+        pass
+    assert m["id"] == 99 and "error" not in m, m
+    assert m["result"]["status"]["exitCode"] == 0
+
+
+def test_fds_over_the_start_limit_do_not_stop_execs(make_agent):
+    # the agent raises its fd limit; children get the one it was started with, set only once their own
+    # fds are in place
+    agent = make_agent(prefix=["prlimit", "--nofile=256:4096", "--"])
+    ws = agent.ws()
+    for i in range(100):  # 3 fds each (stdin, stdout, stderr): the agent holds more than 256
+        ws.call("exec", cmd="sleep 60", background=True, stdinStream=True)
+    assert len(os.listdir(f"/proc/{agent.pid}/fd")) > 300
+    out, _, status, _ = ws.run(cmd="ulimit -Sn")
+    assert status["exitCode"] == 0 and out.strip() == b"256", (status, out)

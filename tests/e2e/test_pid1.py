@@ -1,6 +1,7 @@
 """The agent as PID 1: in its own PID namespace, and in a minimal root filesystem (only the static binary and
 busybox). It must come up, serve, reap orphans, survive stray signals and exit 0 on SIGTERM within a second."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -199,4 +200,45 @@ def test_minimal_rootfs_as_pid1(rootfs, tmp_path):
         code, took = a.stop()
         assert code == 0 and took < 1.0, (code, took)
     finally:
+        a.close()
+
+
+def kernel_at_least(major, minor):
+    release = os.uname().release.split(".")
+    return (int(release[0]), int(re.match(r"\d+", release[1]).group())) >= (major, minor)
+
+
+@pytest.mark.skipif(not kernel_at_least(6, 14), reason="pid_max of its own per PID namespace: Linux 6.14")
+def test_a_reused_pid_is_not_signalled_for_an_old_process(tmp_path):
+    # The pids of the agent's namespace wrap at 1200 (its own pid_max): an ended process's id is given to a
+    # new process, and a proc.kill of the old one must not reach the new one.
+    with open("/proc/sys/kernel/pid_max") as f:
+        host_pid_max = f.read()
+    set_max = ["/bin/sh", "-c", 'echo 1200 > /proc/sys/kernel/pid_max && exec "$@"', "sh"]
+    a = NamespacedAgent(["--mount-proc"], [*set_max, AGENT_BIN, "--workdir", str(tmp_path / "ws")], tmp_path)
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            assert f.read() == host_pid_max  # the namespace's own, not the machine's
+        ws = a.ws()
+        ws.sock.settimeout(60)
+        # past 300 first: after a wrap the kernel starts again at 300
+        ws.run(argv=["/usr/bin/python3", "-c", "import os\nfor _ in range(400):\n    p = os.fork()\n"
+                     "    if p == 0: os._exit(0)\n    os.waitpid(p, 0)\n"])
+        _, _, st, _ = ws.run(cmd="true", procId="old")
+        old = st["pid"]
+        wrap = ("import os\nwhile True:\n    p = os.fork()\n    if p == 0: os._exit(0)\n    os.waitpid(p, 0)\n"
+                f"    if p == {old} - 1: break\n")
+        _, err, st, _ = ws.run(argv=["/usr/bin/python3", "-c", wrap])
+        assert st["exitCode"] == 0, err
+        new = ws.call("exec", cmd="sleep 100", procId="new", background=True)["status"]
+        assert new["pid"] == old  # the kernel gave the id out again
+        r = ws.request("proc.kill", proc="old", signal="KILL")
+        assert r["error"]["code"] == "NOT_FOUND", r
+        time.sleep(0.2)
+        assert ws.call("proc.get", proc="new")["status"]["state"] == "running"
+    finally:
+        with open("/proc/sys/kernel/pid_max") as f:
+            if f.read() != host_pid_max:  # should the kernel ever share it: put it back at once
+                with open("/proc/sys/kernel/pid_max", "w") as w:
+                    w.write(host_pid_max)
         a.close()
