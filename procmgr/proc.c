@@ -36,6 +36,10 @@ struct ra_proc {
 	uint64_t hold[RA_STREAM_COUNT];
 	uint64_t exit_offset[RA_STREAM_COUNT];
 	bool exit_announced;
+	bool out_nomem[RA_STREAM_COUNT]; /* reading paused: no memory for the ring (nomem_timer retries) */
+	/* A terminal's output still unread when the leader was reaped (drain_pty_tail); the ring takes it first */
+	uint8_t *tail;
+	size_t tail_len, tail_off;
 
 	int in_fd; /* -1: closed */
 	ev_io in_watch;
@@ -225,6 +229,7 @@ static void proc_free(ra_proc *p)
 	for (int s = 0; s < RA_STREAM_COUNT; s++)
 		ra_outbuf_free(&p->out[s]);
 	free(p->in_buf);
+	free(p->tail);
 	free(p->command);
 	free(p->cwd);
 	free(p);
@@ -366,10 +371,23 @@ static ssize_t read_some(ra_proc *p, int s)
 	if (space == 0)
 		return -ENOBUFS;
 	size_t want = space < RA_READ_CHUNK ? space : RA_READ_CHUNK;
+	size_t tail_left = s == RA_STREAM_STDOUT ? p->tail_len - p->tail_off : 0;
+	if (tail_left && want > tail_left)
+		want = tail_left;
 	uint8_t *into;
 	size_t room = ra_outbuf_reserve(&p->out[s], want, &into);
 	if (room == 0)
 		return -ENOMEM;
+	if (tail_left) { /* what the terminal held at the exit, before anything read since */
+		memcpy(into, p->tail + p->tail_off, room);
+		ra_outbuf_commit(&p->out[s], room);
+		if ((p->tail_off += room) == p->tail_len) {
+			free(p->tail);
+			p->tail = NULL;
+			p->tail_len = p->tail_off = 0;
+		}
+		return (ssize_t)room;
+	}
 	ssize_t n = read(p->out_fd[s], into, room); /* straight into the ring: no copy */
 	if (n > 0) {
 		ra_outbuf_commit(&p->out[s], (size_t)n);
@@ -380,12 +398,39 @@ static ssize_t read_some(ra_proc *p, int s)
 	return errno == EINTR ? -EINTR : -EAGAIN;
 }
 
+/* Out of memory for the ring: reading waits (a watcher left on would spin on the readable fd) and is tried
+ * again every NOMEM_RETRY_S. */
+#define NOMEM_RETRY_S 0.1
+static ev_timer nomem_timer;
+
+static void on_nomem_timer(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l, (void)w, (void)revents;
+	for (ra_proc *p = table_head; p; p = p->next)
+		for (int s = 0; s < RA_STREAM_COUNT; s++)
+			if (p->out_nomem[s]) {
+				p->out_nomem[s] = false;
+				ev_io_start(loop, &p->out_watch[s]);
+				ev_feed_event(loop, &p->out_watch[s], EV_READ);
+			}
+}
+
+static void pause_for_memory(ra_proc *p, int s)
+{
+	ev_io_stop(loop, &p->out_watch[s]);
+	p->out_nomem[s] = true;
+	if (!ev_is_active(&nomem_timer)) {
+		ev_timer_set(&nomem_timer, NOMEM_RETRY_S, 0.);
+		ev_timer_start(loop, &nomem_timer);
+	}
+}
+
 static void pump_stream(ra_proc *p, int s, unsigned max_reads)
 {
 	bool got = false;
 	for (unsigned i = 0; i < max_reads && p->out_fd[s] >= 0; i++) {
 		ssize_t n = read_some(p, s);
-		if (n > 0 || n == -ENOMEM || n == -EINTR) {
+		if (n > 0 || n == -EINTR) {
 			got |= n > 0;
 			continue;
 		}
@@ -393,6 +438,8 @@ static void pump_stream(ra_proc *p, int s, unsigned max_reads)
 			close_output(p, s);
 		else if (n == -ENOBUFS)
 			ev_io_stop(loop, &p->out_watch[s]); /* resumed by ra_proc_set_hold */
+		else if (n == -ENOMEM)
+			pause_for_memory(p, s);
 		break;
 	}
 	ra_proc_ref(p);
@@ -413,8 +460,11 @@ static void on_output_readable(struct ev_loop *l, ev_io *w, int revents)
 void ra_proc_set_hold(ra_proc *p, ra_stream s, uint64_t hold)
 {
 	p->hold[s] = hold;
-	if (p->out_fd[s] >= 0 && !ev_is_active(&p->out_watch[s]) && ra_outbuf_space(&p->out[s], hold) > 0)
-		ev_io_start(loop, &p->out_watch[s]);
+	if (p->out_fd[s] < 0 || ev_is_active(&p->out_watch[s]) || p->out_nomem[s] || !ra_outbuf_space(&p->out[s], hold))
+		return;
+	ev_io_start(loop, &p->out_watch[s]);
+	if (s == RA_STREAM_STDOUT && p->tail) /* those bytes need no readable fd */
+		ev_feed_event(loop, &p->out_watch[s], EV_READ);
 }
 
 /* ---- stdin ---- */
@@ -571,15 +621,44 @@ static void record_exit(ra_proc *p, int status, const struct rusage *ru)
 	e->max_rss_kb = (uint64_t)ru->ru_maxrss;
 }
 
-/* Everything the leader wrote before it exited is in the ring or still in the pipe: the exit is placed
- * after both, and announced at once, even when a slow reader keeps the rest in the pipe for now. */
+/* A terminal's unread output is more than FIONREAD tells (only the line discipline's buffer, not the
+ * kernel's buffers behind it), so at the leader's exit it is read whole into a side buffer, whatever the
+ * readers' hold; the ring takes it first (read_some). Bounded: a descendant still writing stops it at
+ * PTY_TAIL_MAX, and what follows is after the exit anyway. */
+#define PTY_TAIL_MAX (1u << 20)
+
+static void drain_pty_tail(ra_proc *p)
+{
+	int fd = p->out_fd[RA_STREAM_STDOUT];
+	size_t cap = p->tail_len;
+	while (p->pty && fd >= 0 && p->tail_len - p->tail_off < PTY_TAIL_MAX) {
+		if (p->tail_len == cap) {
+			uint8_t *g = realloc(p->tail, cap + RA_READ_CHUNK);
+			if (!g)
+				return;
+			p->tail = g;
+			cap += RA_READ_CHUNK;
+		}
+		ssize_t n = read(fd, p->tail + p->tail_len, cap - p->tail_len);
+		if (n > 0)
+			p->tail_len += (size_t)n;
+		else if (n < 0 && errno == EINTR)
+			continue;
+		else
+			return; /* empty (EAGAIN), or the terminal is gone (EIO): read_some finds that out */
+	}
+}
+
+/* Everything the leader wrote before it exited is in the ring, the terminal's side buffer, or still in the
+ * pipe: the exit is placed after all, and announced at once, even when a slow reader keeps the rest waiting. */
 static void set_exit_offsets(ra_proc *p)
 {
 	for (int s = 0; s < RA_STREAM_COUNT; s++) {
 		int pending = 0;
 		if (p->out_fd[s] >= 0 && ioctl(p->out_fd[s], FIONREAD, &pending))
 			pending = 0;
-		p->exit_offset[s] = p->out[s].total + (uint64_t)(pending > 0 ? pending : 0);
+		size_t tail = s == RA_STREAM_STDOUT ? p->tail_len - p->tail_off : 0;
+		p->exit_offset[s] = p->out[s].total + tail + (uint64_t)(pending > 0 ? pending : 0);
 	}
 }
 
@@ -591,6 +670,7 @@ static void proc_reaped(ra_proc *p, int status, const struct rusage *ru)
 	for (int s = 0; s < RA_STREAM_COUNT; s++)
 		if (p->out_fd[s] >= 0)
 			pump_stream(p, s, 16);
+	drain_pty_tail(p);
 	set_exit_offsets(p);
 	p->state = RA_PROC_EXITED;
 	announce_exit(p);
@@ -958,6 +1038,7 @@ void ra_procmgr_init(struct ev_loop *l, const ra_procmgr_config *cfg, const ra_p
 	loop = l;
 	config = *cfg;
 	hooks = *h;
+	ev_init(&nomem_timer, on_nomem_timer);
 	ev_signal_init(&sigchld_watcher, on_sigchld, SIGCHLD);
 	ev_signal_start(loop, &sigchld_watcher);
 	ev_unref(loop); /* the reaper alone must not keep the loop running */
@@ -982,6 +1063,7 @@ void ra_procmgr_shutdown(void)
 		table_remove(p);
 		proc_free(p);
 	}
+	ev_timer_stop(loop, &nomem_timer);
 	ev_ref(loop);
 	ev_signal_stop(loop, &sigchld_watcher);
 }

@@ -573,3 +573,29 @@ def test_fds_over_the_start_limit_do_not_stop_execs(make_agent):
     assert len(os.listdir(f"/proc/{agent.pid}/fd")) > 300
     out, _, status, _ = ws.run(cmd="ulimit -Sn")
     assert status["exitCode"] == 0 and out.strip() == b"256", (status, out)
+
+
+def test_a_terminal_exit_counts_all_output_before_it_with_a_slow_reader(make_agent):
+    import socket
+    agent = make_agent(args=["--output-buffer-bytes", "4096"])
+    other, slow = agent.ws(), agent.ws()
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.send({"id": 1, "op": "exec", "cmd": "yes flood", "procId": "flood"})
+    time.sleep(1.0)  # this connection's queue is full: its processes' output waits in the kernel
+    slow.send({"id": 2, "op": "exec", "cmd": "head -c 10000 /dev/zero | tr '\\0' x; printf END", "procId": "p",
+               "pty": True})
+    deadline = time.monotonic() + 10
+    while "result" not in other.request("proc.get", proc="p"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    other.call("proc.wait", proc="p", timeoutMs=10000)
+    other.call("proc.kill", proc="flood", signal="KILL")
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # a reader again: flood's backlog first
+    slow.sock.settimeout(30)
+    got = bytearray()
+    while (m := slow.recv_msg()).get("id") != 2 or m["type"] == "stream":
+        if m.get("id") == 2:
+            got += m["data"]
+    slow.sock.close()  # what flood wrote is still queued for it: gone with the connection
+    # the terminal held more than FIONREAD tells: all of it comes before the reply
+    assert m["result"]["status"]["stdoutBytes"] == 10003 and got.endswith(b"END"), (len(got), m["result"])
