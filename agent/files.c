@@ -178,7 +178,8 @@ ra_err ra_op_file_delete(ra_session *s, const ra_request *req, ra_enc *reply, ra
 	if (r == -EXDEV)
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "delete '%s': another filesystem is mounted inside; not entered",
 			       path);
-	if (r == -ELOOP)
+	struct stat on_the_way;
+	if (r == -ELOOP && lstat(path, &on_the_way) == 0) /* not a symlink loop on the way: the tree's depth */
 		return ra_fail(why, RA_ERR_INVALID_CONFIG, "delete '%s': nested deeper than 512 directories", path);
 	if (r)
 		return fs_error(why, r, "delete", path);

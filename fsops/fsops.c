@@ -268,9 +268,12 @@ static bool is_kept(const char *path, const char *const *keep, unsigned nkeep, b
 	return false;
 }
 
-int ra_fs_clear_dir(const char *dir, const char *const *keep, unsigned nkeep, ra_fs_removed_fn removed, void *ctx)
+/* Below the top, a directory is entered only if it still is one, not a symlink put in its place since the
+ * lstat (which would lead the reset out of the workdir). */
+static int clear_dir(const char *dir, bool top, const char *const *keep, unsigned nkeep, ra_fs_removed_fn removed,
+		     void *ctx)
 {
-	DIR *d = opendir(dir);
+	DIR *d = fsops_opendir(dir, !top);
 	if (!d)
 		return -errno;
 	int first_err = 0;
@@ -287,7 +290,7 @@ int ra_fs_clear_dir(const char *dir, const char *const *keep, unsigned nkeep, ra
 			continue;
 		struct stat st;
 		int rc = above && lstat(path, &st) == 0 && S_ISDIR(st.st_mode)
-				 ? ra_fs_clear_dir(path, keep, nkeep, removed, ctx)
+				 ? clear_dir(path, false, keep, nkeep, removed, ctx)
 				 : ra_fs_delete(path, true);
 		if (rc && !first_err)
 			first_err = rc;
@@ -296,6 +299,11 @@ int ra_fs_clear_dir(const char *dir, const char *const *keep, unsigned nkeep, ra
 	}
 	closedir(d);
 	return first_err;
+}
+
+int ra_fs_clear_dir(const char *dir, const char *const *keep, unsigned nkeep, ra_fs_removed_fn removed, void *ctx)
+{
+	return clear_dir(dir, true, keep, nkeep, removed, ctx);
 }
 
 /* ---- writing ---- */
@@ -382,6 +390,19 @@ void ra_fs_temp_discard(int fd, const char *tmp)
 	unlink(tmp);
 }
 
+/* Without overwrite, nothing at `to` is ever replaced, not even what appeared after the check. */
+static int rename_into_place(const char *tmp, const char *to, bool overwrite)
+{
+	if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, to, overwrite ? 0 : RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL || overwrite)
+		return -errno;
+	if (link(tmp, to)) /* no RENAME_NOREPLACE on this filesystem: link() never replaces */
+		return -errno;
+	unlink(tmp);
+	return 0;
+}
+
 int ra_fs_temp_commit(int fd, const char *tmp, const char *path, mode_t mode, bool overwrite)
 {
 	int rc = fchmod(fd, mode & 07777) ? -errno : 0;
@@ -389,8 +410,8 @@ int ra_fs_temp_commit(int fd, const char *tmp, const char *path, mode_t mode, bo
 		rc = -errno;
 	if (close(fd) && !rc)
 		rc = -errno;
-	if (!rc && syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, path, overwrite ? 0 : RENAME_NOREPLACE))
-		rc = -errno;
+	if (!rc)
+		rc = rename_into_place(tmp, path, overwrite);
 	if (rc)
 		unlink(tmp);
 	else
@@ -533,19 +554,6 @@ static int copy_owner_and_mode(int out, const struct stat *s)
 	if (fchown(out, s->st_uid, s->st_gid))
 		mode &= ~(mode_t)06000;
 	return fchmod(out, mode) ? -errno : 0;
-}
-
-/* Without overwrite, nothing at `to` is ever replaced, not even what appeared after the check. */
-static int rename_into_place(const char *tmp, const char *to, bool overwrite)
-{
-	if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, to, overwrite ? 0 : RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno != EINVAL || overwrite)
-		return -errno;
-	if (link(tmp, to)) /* no RENAME_NOREPLACE on this filesystem: link() never replaces */
-		return -errno;
-	unlink(tmp);
-	return 0;
 }
 
 static int copy_file(const char *from, const char *to, bool overwrite, struct stat *s)
