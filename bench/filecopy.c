@@ -21,19 +21,6 @@
 
 #include "baseline.h"
 
-static void write_all(int fd, const char *p, size_t n, const char *what)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			fail(what);
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 /* Copies in to out until EOF; returns the bytes. */
 static unsigned long long copy(int in, int out, const char *rd, const char *wr)
 {
@@ -44,7 +31,8 @@ static unsigned long long copy(int in, int out, const char *rd, const char *wr)
 			continue;
 		if (r < 0)
 			fail(rd);
-		write_all(out, buf, (size_t)r, wr);
+		if (!write_all(out, buf, (size_t)r))
+			fail(wr);
 		total += (unsigned long long)r;
 	}
 	return total;

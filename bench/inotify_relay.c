@@ -48,17 +48,11 @@ static void watch_tree(char *path, size_t len)
 	closedir(d);
 }
 
-static void write_all(int fd, const char *p, size_t n)
+/* The receiver is done when it closes: so is the relay. */
+static void send_or_end(int fd, const char *p, size_t n)
 {
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			exit(0); /* the receiver is done */
-		p += w;
-		n -= (size_t)w;
-	}
+	if (!write_all(fd, p, n))
+		exit(0);
 }
 
 int main(int argc, char **argv)
@@ -94,13 +88,13 @@ int main(int argc, char **argv)
 				continue;
 			size_t ll = strlen(line);
 			if (o + ll + 1 > sizeof(out)) {
-				write_all(sock, out, o);
+				send_or_end(sock, out, o);
 				o = 0;
 			}
 			memcpy(out + o, line, ll);
 			out[o + ll] = '\n';
 			o += ll + 1;
 		}
-		write_all(sock, out, o);
+		send_or_end(sock, out, o);
 	}
 }

@@ -38,19 +38,6 @@ static pid_t start(const char *cmd, int out_w)
 	return pid;
 }
 
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			fail("write");
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 static unsigned long hwm_kib(void)
 {
 	char line[256];
@@ -82,7 +69,8 @@ int main(int argc, char **argv)
 			continue;
 		if (r < 0)
 			fail("read");
-		write_all(sock, buf, (size_t)r);
+		if (!write_all(sock, buf, (size_t)r))
+			fail("write");
 	}
 	int st;
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {

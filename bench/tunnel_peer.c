@@ -22,42 +22,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "baseline.h"
 #include "pattern.h"
 
 #define IO_BYTES (256u << 10)
-
-static void fail(const char *what)
-{
-	fprintf(stderr, "tunnel_peer: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int listen_any(uint16_t *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t len = sizeof(a);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 8) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
-		fail("listen");
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
 
 static void serve_sink(int fd, const uint8_t *pat)
 {
@@ -110,6 +78,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: tunnel_peer BYTES\n");
 		return 2;
 	}
+	baseline_name = "tunnel_peer";
 	const uint8_t *pat = pattern_make();
 	if (!pat)
 		fail("pattern");
