@@ -113,7 +113,7 @@ void ra_session_enc_init_sized(const ra_session *s, ra_enc *e, size_t payload)
 {
 	ra_session_enc_init(s, e);
 	size_t alloc = 0;
-	uint8_t *kept = ra_spare_take(s->headroom + payload, &alloc);
+	uint8_t *kept = ra_spare_take(s->headroom + payload, SIZE_MAX, &alloc);
 	if (kept) {
 		ra_buf_adopt(&e->buf, kept, alloc - s->headroom);
 		return;

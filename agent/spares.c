@@ -8,10 +8,10 @@ static struct {
 } kept[RA_SPARE_COUNT];
 static unsigned kept_count;
 
-void *ra_spare_take(size_t need, size_t *alloc)
+void *ra_spare_take(size_t need, size_t most, size_t *alloc)
 {
 	for (unsigned i = 0; i < kept_count; i++) {
-		if (kept[i].alloc < need)
+		if (kept[i].alloc < need || kept[i].alloc > most)
 			continue;
 		void *data = kept[i].data;
 		*alloc = kept[i].alloc;

@@ -12,8 +12,8 @@
 #define RA_SPARE_MIN_BYTES (16u << 10)
 #define RA_SPARE_MAX_BYTES ((256u << 10) + 4096u)
 
-/* A kept buffer of at least need bytes (its size in *alloc), or NULL when none fits: then malloc. */
-void *ra_spare_take(size_t need, size_t *alloc);
+/* A kept buffer of need to most bytes (its size in *alloc), or NULL when none fits: then malloc. */
+void *ra_spare_take(size_t need, size_t most, size_t *alloc);
 
 /* Takes ownership of data (alloc bytes, from malloc or ra_spare_take): keeps it or frees it. */
 void ra_spare_give(void *data, size_t alloc);

@@ -293,10 +293,12 @@ static int queue_bytes(tunnel *t, const uint8_t *data, size_t len, uint64_t req_
 	bool pending = t->queued + len > RA_TUNNEL_WINDOW_BYTES;
 	*answered = !pending;
 	if (!append_to_tail(t, data, len, req_id, pending)) {
-		size_t need = sizeof(chunk) + len, alloc = 0;
-		chunk *c = ra_spare_take(need, &alloc);
+		/* Room to spare, but not much: a chunk that carries a reply takes nothing more, and the queue's
+		 * memory limit must mean about its bytes (20 KiB sends in 260 KiB chunks would hit it at 2 MiB). */
+		size_t need = sizeof(chunk) + len, want = need < CHUNK_MIN_ALLOC ? CHUNK_MIN_ALLOC : need, alloc = 0;
+		chunk *c = ra_spare_take(need, 2 * want, &alloc);
 		if (!c) {
-			alloc = ra_spare_size_for(need < CHUNK_MIN_ALLOC ? CHUNK_MIN_ALLOC : need);
+			alloc = ra_spare_size_for(want) <= 2 * want ? ra_spare_size_for(want) : want;
 			if (!(c = malloc(alloc)))
 				return -ENOMEM;
 		}

@@ -226,8 +226,10 @@ static void proc_free(ra_proc *p)
 {
 	if (hooks.on_free)
 		hooks.on_free(p, hooks.ctx);
-	for (int s = 0; s < RA_STREAM_COUNT; s++)
+	for (int s = 0; s < RA_STREAM_COUNT; s++) {
+		ev_io_stop(loop, &p->out_watch[s]); /* stopped already, unless something forgot: never a freed one */
 		ra_outbuf_free(&p->out[s]);
+	}
 	free(p->in_buf);
 	free(p->tail);
 	free(p->command);
@@ -359,6 +361,7 @@ static void close_output(ra_proc *p, int s)
 	ev_io_stop(loop, &p->out_watch[s]);
 	close(p->out_fd[s]);
 	p->out_fd[s] = -1;
+	p->out_nomem[s] = false; /* nothing left to read: the retry must not start a watcher on a closed fd */
 }
 
 /* ---- output ---- */
@@ -408,7 +411,7 @@ static void on_nomem_timer(struct ev_loop *l, ev_timer *w, int revents)
 	(void)l, (void)w, (void)revents;
 	for (ra_proc *p = table_head; p; p = p->next)
 		for (int s = 0; s < RA_STREAM_COUNT; s++)
-			if (p->out_nomem[s]) {
+			if (p->out_nomem[s] && p->out_fd[s] >= 0) {
 				p->out_nomem[s] = false;
 				ev_io_start(loop, &p->out_watch[s]);
 				ev_feed_event(loop, &p->out_watch[s], EV_READ);
@@ -671,6 +674,8 @@ static void proc_reaped(ra_proc *p, int status, const struct rusage *ru)
 		if (p->out_fd[s] >= 0)
 			pump_stream(p, s, 16);
 	drain_pty_tail(p);
+	if (p->tail && ev_is_active(&p->out_watch[RA_STREAM_STDOUT])) /* its bytes need no readable fd */
+		ev_feed_event(loop, &p->out_watch[RA_STREAM_STDOUT], EV_READ);
 	set_exit_offsets(p);
 	p->state = RA_PROC_EXITED;
 	announce_exit(p);

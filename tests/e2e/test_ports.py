@@ -447,3 +447,19 @@ def test_out_of_fds_keeps_what_listens(make_agent):
     except (socket.timeout, TimeoutError):
         pass
     assert "port.closed" not in seen, seen
+
+
+def test_mid_sized_sends_past_the_window_queue_up_to_the_limit(agent):
+    # sends that wait for their bytes to be written each take a chunk of their own: about their size, so the
+    # 16 MiB limit means bytes, not chunks of the largest size
+    port = free_port()
+    serve(agent, STALL, port)
+    wait_listening(agent, port)
+    t = Tunnel(agent, port)
+    block = b"x" * (20 << 10)
+    for i in range(400):  # 8 MiB, pipelined; past the 1 MiB window the replies wait for the port
+        t.ws.send({"id": 5000 + i, "op": "port.send", "tunnel": t.id, "data": block})
+    t.ws.send({"id": 9999, "op": "ping"})
+    t.ws.sock.settimeout(10)
+    while (m := t.ws.recv_msg()).get("id") != 9999:
+        assert "error" not in m, m
