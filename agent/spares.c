@@ -21,16 +21,39 @@ void *ra_spare_take(size_t need, size_t most, size_t *alloc)
 	return NULL;
 }
 
+/* The slot of the smallest kept buffer. */
+static unsigned smallest_kept(void)
+{
+	unsigned at = 0;
+	for (unsigned i = 1; i < kept_count; i++)
+		if (kept[i].alloc < kept[at].alloc)
+			at = i;
+	return at;
+}
+
 void ra_spare_give(void *data, size_t alloc)
 {
 	if (!data)
 		return;
-	if (alloc < RA_SPARE_MIN_BYTES || alloc > RA_SPARE_MAX_BYTES || kept_count == RA_SPARE_COUNT) {
+	if (alloc < RA_SPARE_MIN_BYTES || alloc > RA_SPARE_MAX_BYTES) {
 		free(data);
 		return;
 	}
-	kept[kept_count].data = data;
-	kept[kept_count++].alloc = alloc;
+	if (kept_count < RA_SPARE_COUNT) {
+		kept[kept_count].data = data;
+		kept[kept_count++].alloc = alloc;
+		return;
+	}
+	/* Full: a larger buffer takes the place of the smallest, so that odd sizes (a tunnel's exact chunks) never
+	 * crowd out the full-size ones that every stream message needs. */
+	unsigned at = smallest_kept();
+	if (kept[at].alloc >= alloc) {
+		free(data);
+		return;
+	}
+	free(kept[at].data);
+	kept[at].data = data;
+	kept[at].alloc = alloc;
 }
 
 size_t ra_spare_size_for(size_t need)
