@@ -287,8 +287,9 @@ static int cmd_rtt(char **argv)
 	return 0;
 }
 
-/* utime+stime of a process, in clock ticks (10 ms). */
-static double proc_cpu_ticks(pid_t pid)
+/* Two consecutive time fields of /proc/PID/stat, the first being field `first` (1-based), in clock ticks
+ * (10 ms), summed: 14 = utime+stime, 16 = cutime+cstime. */
+static double proc_stat_ticks(pid_t pid, int first)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -298,11 +299,16 @@ static double proc_cpu_ticks(pid_t pid)
 		fclose(f);
 	buf[n] = 0;
 	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-	unsigned long ut, st;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+	for (int field = 2; p && field < first; field++) /* ")" ends field 2; each space starts the next */
+		p = strchr(p + 1, ' ');
+	long a, b;
+	if (!p || sscanf(p, " %ld %ld", &a, &b) != 2)
 		die("cannot read %s", path);
-	return (double)(ut + st);
+	return (double)(a + b);
 }
+
+/* utime+stime of a process, in clock ticks (10 ms). */
+static double proc_cpu_ticks(pid_t pid) { return proc_stat_ticks(pid, 14); }
 
 static double self_cpu_s(void)
 {
@@ -2125,21 +2131,7 @@ static int cmd_portlat(char **argv)
 
 /* utime+stime of the waited-for children of a process, in clock ticks (10 ms): what sshd's per-connection
  * processes cost, since the listener reaps them (and they their own children) once they are done. */
-static double proc_children_ticks(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	long cut, cst;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %ld %ld", &cut, &cst) != 2)
-		die("cannot read %s", path);
-	return (double)(cut + cst);
-}
+static double proc_children_ticks(pid_t pid) { return proc_stat_ticks(pid, 16); }
 
 /* Waits (up to 5 s) until pid has no child left: the connection's server side has ended and been reaped. */
 static void wait_childless(pid_t pid)
