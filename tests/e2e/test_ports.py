@@ -336,11 +336,16 @@ STALL = "import socket, sys, time\n" \
         "    c, _ = s.accept(); held.append(c)\n"
 
 
-def test_small_sends_to_a_stalled_port_cost_what_their_bytes_do(agent):
+def stalled_tunnel(agent):
+    """A tunnel to a server that never reads."""
     port = free_port()
     serve(agent, STALL, port)
     wait_listening(agent, port)
-    t = Tunnel(agent, port)
+    return Tunnel(agent, port)
+
+
+def test_small_sends_to_a_stalled_port_cost_what_their_bytes_do(agent):
+    t = stalled_tunnel(agent)
     block = b"x" * (256 << 10)
     queued = 0
     while queued == 0:  # the kernel's buffers first; then the agent queues
@@ -452,10 +457,7 @@ def test_out_of_fds_keeps_what_listens(make_agent):
 def test_mid_sized_sends_past_the_window_queue_up_to_the_limit(agent):
     # sends that wait for their bytes to be written each take a chunk of their own: about their size, so the
     # 16 MiB limit means bytes, not chunks of the largest size
-    port = free_port()
-    serve(agent, STALL, port)
-    wait_listening(agent, port)
-    t = Tunnel(agent, port)
+    t = stalled_tunnel(agent)
     block = b"x" * (20 << 10)
     for i in range(400):  # 8 MiB, pipelined; past the 1 MiB window the replies wait for the port
         t.ws.send({"id": 5000 + i, "op": "port.send", "tunnel": t.id, "data": block})
