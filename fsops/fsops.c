@@ -194,8 +194,6 @@ int ra_fs_mkdir(const char *path, mode_t mode, bool parents, const ra_fs_owner *
 
 int ra_fs_chmod(const char *path, mode_t mode) { return chmod(path, mode & 07777) ? -errno : 0; }
 
-int ra_fs_chown(const char *path, uid_t uid, gid_t gid) { return lchown(path, uid, gid) ? -errno : 0; }
-
 /* ---- delete ---- */
 
 /* Empties the directory open at dfd: never follows a symlink (it is unlinked, not entered) and never enters

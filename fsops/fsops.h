@@ -67,8 +67,6 @@ int ra_fs_chmod(const char *path, mode_t mode);
  * the directories leading to them); removed() hears each path deleted whole. The first error, or 0. */
 typedef void (*ra_fs_removed_fn)(const char *path, void *ctx);
 int ra_fs_clear_dir(const char *dir, const char *const *keep, unsigned nkeep, ra_fs_removed_fn removed, void *ctx);
-/* The path itself (a symlink is not followed). */
-int ra_fs_chown(const char *path, uid_t uid, gid_t gid);
 
 /* Entries under dir down to `depth` levels (1: the directory itself), sorted by path, those after `after`
  * (NULL: from the start), at most `limit`. Free with ra_fs_listing_free. -E2BIG past max_scan entries. */
